@@ -1,0 +1,128 @@
+"""Command line: ``python -m hdml_lite {demo,train,eval,download,presets}``.
+
+    python -m hdml_lite demo                                # the main job (embedded data, CPU minutes)
+    python -m hdml_lite train --preset lab_hdml_npair hdml.alpha=30 train.steps=300
+    python -m hdml_lite eval --checkpoint runs/lab_hdml_npair/checkpoint.pt
+    python -m hdml_lite download cub --root data/
+    python -m hdml_lite presets
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import ConfigError, apply_overrides, from_dict
+from .presets import get_preset, list_presets
+
+TABLE_KEYS = ("r1", "r2", "r4", "r8", "nmi", "f1", "map_r")
+
+
+def format_table(rows: dict, keys=TABLE_KEYS, extra: dict | None = None) -> str:
+    """``rows``: {name: metrics dict (fractions)} -> a plain-text table in %."""
+    width = max(8, *(len(n) for n in rows))
+    head = f"{'method':<{width}} " + " ".join(f"{k.upper():>6}" for k in keys)
+    if extra:
+        head += f" {'train_s':>8}"
+    lines = [head, "-" * len(head)]
+    for name, m in rows.items():
+        line = f"{name:<{width}} " + " ".join(f"{100 * m[k]:6.1f}" if k in m else f"{'-':>6}" for k in keys)
+        if extra:
+            line += f" {extra.get(name, float('nan')):8.0f}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def cmd_train(args) -> int:
+    from .training.trainer import train
+
+    cfg = apply_overrides(get_preset(args.preset), args.overrides)
+    res = train(cfg, resume=not args.no_resume)
+    print(format_table({cfg.name: res.metrics}, extra={cfg.name: res.train_s}))
+    print(f"checkpoint, history and metrics in {res.out_dir}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .data import input_channels, load_dataset
+    from .device import pick_device
+    from .evaluation import evaluate
+    from .training.checkpoint import load_checkpoint
+    from .training.trainer import build_method, ks_for
+
+    state = load_checkpoint(args.checkpoint)
+    cfg = apply_overrides(from_dict(state["config"]), args.overrides)
+    device = pick_device(cfg.train.device)
+    in_ch = input_channels(cfg.data.dataset, cfg.model.backbone)
+    train_ds = load_dataset(cfg.data, "train", in_channels=in_ch)
+    method = build_method(cfg, train_ds.num_classes, in_ch, device)
+    method.load_state_dict(state["method"])
+    ds = load_dataset(cfg.data, args.split, in_channels=in_ch, train_transform=False)
+    m = evaluate(method.embed, ds, ks=ks_for(cfg), batch_size=cfg.train.eval_batch, device=device)
+    keys = tuple(k for k in m if k.startswith("r") and k[1:].isdigit()) + ("nmi", "f1", "map_r")
+    print(format_table({f"{cfg.name} ({args.split}, step {state['step']})": m}, keys=keys))
+    if args.json:
+        print(json.dumps(m))
+    return 0
+
+
+def cmd_download(args) -> int:
+    from .data import data_root
+    from .data.download import download_dataset
+
+    path = download_dataset(args.name, str(Path(args.root) if args.root else data_root()))
+    print(f"{args.name} ready in {path}")
+    return 0
+
+
+def cmd_presets(args) -> int:
+    for name in list_presets():
+        print(name)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(fast=args.fast, out_dir=args.out, seed=args.seed, overrides=args.overrides)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m hdml_lite", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a preset (resumes from its checkpoint)")
+    t.add_argument("--preset", default="lab_npair", help="preset name (see `presets`)")
+    t.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    t.add_argument("overrides", nargs="*", help="config overrides key=value, e.g. hdml.alpha=30")
+    t.set_defaults(func=cmd_train)
+    e = sub.add_parser("eval", help="evaluate a checkpoint")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--split", default="test", choices=["test", "val", "train"])
+    e.add_argument("--json", action="store_true", help="also print the metrics as JSON")
+    e.add_argument("overrides", nargs="*", help="config overrides key=value (e.g. data.root=...)")
+    e.set_defaults(func=cmd_eval)
+    d = sub.add_parser("download", help="download and verify a real dataset")
+    d.add_argument("name", help="cub | sop | omniglot | cars196 (manual)")
+    d.add_argument("--root", default="", help="data folder (default: $HDML_DATA or ./data)")
+    d.set_defaults(func=cmd_download)
+    m = sub.add_parser("demo", help="the main job: N-pair vs HDML(N-pair) on the embedded glyphs")
+    m.add_argument("--fast", action="store_true", help="tiny settings (seconds), for tests")
+    m.add_argument("--out", default="runs/demo")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("overrides", nargs="*", help="config overrides applied to every demo run")
+    m.set_defaults(func=cmd_demo)
+    ps = sub.add_parser("presets", help="list the named presets")
+    ps.set_defaults(func=cmd_presets)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError, ValueError, FloatingPointError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

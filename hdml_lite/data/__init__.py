@@ -1,0 +1,98 @@
+"""Data: the embedded glyph dataset, real datasets, samplers, transforms.
+
+    train = load_dataset(cfg.data, "train", in_channels=1)   # zero-shot: train classes
+    test = load_dataset(cfg.data, "test", in_channels=1)     # disjoint test classes
+
+Splits: "train", "val" (a class-disjoint part of the TRAIN classes, used for model
+and hyper-parameter selection when ``data.val_classes > 0``), "test".
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .base import ArrayDataset, CorruptImageError, ImageListDataset, Split, relabel, subset
+from .samplers import BatchRequestError, MPerClassSampler, NPairSampler, TripletSampler, make_sampler
+from .transforms import build_transforms
+
+DATASETS = ("glyphs", "cub", "cars196", "sop", "omniglot", "folder")
+GREY_DATASETS = ("glyphs", "omniglot")
+
+
+def data_root(root: str = "") -> Path:
+    """``root`` if given, else $HDML_DATA, else the repository's ``data/`` folder."""
+    if root:
+        return Path(root).expanduser()
+    if os.environ.get("HDML_DATA"):
+        return Path(os.environ["HDML_DATA"]).expanduser()
+    return Path(__file__).resolve().parents[2] / "data"
+
+
+def input_channels(dataset: str, backbone: str) -> int:
+    """Grey datasets feed 1 channel to the small CNN; ImageNet backbones always take 3."""
+    return 1 if (dataset in GREY_DATASETS and backbone == "small_cnn") else 3
+
+
+def _split_val(ds, fraction: float, seed: int = 0):
+    """Carve a class-disjoint validation split off the training classes: (train, val)."""
+    classes = np.unique(ds.labels)
+    n_val = int(round(fraction * len(classes)))
+    if not 0 < n_val < len(classes):
+        raise ValueError(f"data.val_classes={fraction} leaves {n_val} of {len(classes)} train classes for validation; "
+                         f"expected a fraction in (0, 1) that keeps at least one class on each side")
+    rng = np.random.default_rng(seed + 12345)
+    val_classes = set(rng.permutation(classes)[:n_val].tolist())
+    is_val = np.isin(ds.labels, list(val_classes))
+    return subset(ds, np.flatnonzero(~is_val)), subset(ds, np.flatnonzero(is_val))
+
+
+def _limit(ds, max_classes: int, max_per_class: int):
+    """Fast mode: keep the first ``max_classes`` classes and ``max_per_class`` images of each."""
+    if not max_classes and not max_per_class:
+        return ds
+    keep = []
+    for c in np.unique(ds.labels)[: max_classes or None]:
+        keep += np.flatnonzero(ds.labels == c)[: max_per_class or None].tolist()
+    return subset(ds, keep)
+
+
+def load_dataset(data_cfg, split: str, in_channels: int | None = None, train_transform: bool | None = None):
+    """Load one split of ``data_cfg.dataset`` with its transform.
+
+    split: "train" | "val" | "test". ``train_transform`` defaults to True for "train".
+    """
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split={split!r}; expected train, val or test")
+    name = data_cfg.dataset
+    if name not in DATASETS:
+        raise ValueError(f"data.dataset={name!r}; expected one of {', '.join(DATASETS)}")
+    if in_channels is None:
+        in_channels = 1 if name in GREY_DATASETS else 3
+    is_train = (split == "train") if train_transform is None else train_transform
+    tf = build_transforms(data_cfg.transforms, is_train, data_cfg.resize, data_cfg.image_size, in_channels)
+    base_split = "test" if split == "test" else "train"
+    if name == "glyphs":
+        from .glyphs import load_glyphs
+
+        ds = load_glyphs(base_split, root=str(data_root(data_cfg.root)), transform=tf)
+    else:
+        from .real import read_dataset
+
+        root = data_root(data_cfg.root)
+        if not data_cfg.root:
+            root = root / name
+        train, test = read_dataset(name, str(root), split_file=data_cfg.split_file)
+        ds = ImageListDataset(test if base_split == "test" else train, transform=tf,
+                              in_channels=in_channels, skip_corrupt=data_cfg.skip_corrupt)
+    if split != "test" and data_cfg.val_classes > 0:
+        train_part, val_part = _split_val(ds, data_cfg.val_classes)
+        ds = val_part if split == "val" else train_part
+        ds.transform = tf
+    return _limit(ds, data_cfg.max_classes, data_cfg.max_per_class)
+
+
+__all__ = ["ArrayDataset", "ImageListDataset", "Split", "CorruptImageError", "relabel", "subset",
+           "BatchRequestError", "NPairSampler", "TripletSampler", "MPerClassSampler", "make_sampler",
+           "build_transforms", "load_dataset", "data_root", "input_channels", "DATASETS"]

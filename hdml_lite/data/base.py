@@ -1,0 +1,131 @@
+"""Dataset containers shared by every data source.
+
+Both containers expose ``labels`` (N,) int64 with values 0..C-1 within the split,
+``class_names`` (C,), ``num_classes``, ``in_channels``, and
+``__getitem__(i) -> (image (C, H, W) float tensor, label int)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+
+@dataclass
+class Split:
+    """What a dataset reader returns for one split: image files, integer labels, class names."""
+    paths: list[str]
+    labels: list[int]          # 0..C-1, index into class_names
+    class_names: list[str]
+    skipped: list[str] = field(default_factory=list)  # files skipped as unreadable (if asked to)
+
+
+class CorruptImageError(RuntimeError):
+    """An image file could not be read."""
+
+
+def relabel(labels) -> tuple[np.ndarray, np.ndarray]:
+    """Map arbitrary labels to 0..C-1 in sorted order. Returns (new_labels (N,), original values (C,))."""
+    values, inverse = np.unique(np.asarray(labels), return_inverse=True)
+    return inverse.astype(np.int64), values
+
+
+class ImageListDataset(Dataset):
+    """Images read from files with PIL. ``transform`` maps a PIL image to a tensor."""
+
+    def __init__(self, split: Split, transform=None, in_channels: int = 3, skip_corrupt: bool = False):
+        self.paths = list(split.paths)
+        labels = np.asarray(split.labels, dtype=np.int64)
+        self.class_names = list(split.class_names)
+        self.transform = transform
+        self.in_channels = in_channels
+        self.skipped = list(split.skipped)
+        if skip_corrupt:
+            keep = []
+            for i, p in enumerate(self.paths):
+                try:
+                    with Image.open(p) as im:
+                        im.verify()
+                    keep.append(i)
+                except Exception:
+                    self.skipped.append(p)
+            self.paths = [self.paths[i] for i in keep]
+            labels = labels[keep]
+        self.labels = labels
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load_image(self, i: int) -> Image.Image:
+        path = self.paths[i]
+        try:
+            with Image.open(path) as im:
+                return im.convert("RGB" if self.in_channels == 3 else "L")
+        except Exception as exc:
+            raise CorruptImageError(
+                f"cannot read image {path!r} ({type(exc).__name__}: {exc}); remove the file or set "
+                f"data.skip_corrupt=true to skip unreadable images") from exc
+
+    def __getitem__(self, i: int):
+        img = self.load_image(i)
+        x = self.transform(img) if self.transform is not None else torch.from_numpy(np.asarray(img)).float()
+        return x, int(self.labels[i])
+
+
+class ArrayDataset(Dataset):
+    """In-memory images: ``images`` uint8 (N, H, W) or (N, C, H, W). ``transform`` maps a float
+    tensor (C, H, W) in [0, 1] to the network input."""
+
+    def __init__(self, images: np.ndarray, labels, class_names: list[str], transform=None):
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[:, None]
+        if images.ndim != 4:
+            raise ValueError(f"images must be (N, H, W) or (N, C, H, W), got shape {images.shape}")
+        self.images = torch.from_numpy(np.ascontiguousarray(images))
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.class_names = list(class_names)
+        self.transform = transform
+        self.in_channels = images.shape[1]
+        self.skipped: list[str] = []
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        x = self.images[i].float() / 255.0
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, int(self.labels[i])
+
+
+def subset(ds, indices) -> Dataset:
+    """A view of ``ds`` restricted to ``indices``, relabelled to 0..C'-1 (keeps the container API)."""
+    indices = np.asarray(indices, dtype=np.int64)
+    new_labels, values = relabel(ds.labels[indices])
+    if isinstance(ds, ArrayDataset):
+        out = ArrayDataset.__new__(ArrayDataset)
+        out.images = ds.images[torch.from_numpy(indices)]
+        out.transform = ds.transform
+        out.in_channels = ds.in_channels
+        out.skipped = list(ds.skipped)
+    else:
+        out = ImageListDataset.__new__(ImageListDataset)
+        out.paths = [ds.paths[i] for i in indices]
+        out.transform = ds.transform
+        out.in_channels = ds.in_channels
+        out.skipped = list(ds.skipped)
+    out.labels = new_labels
+    out.class_names = [ds.class_names[v] for v in values]
+    return out

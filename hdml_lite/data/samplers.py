@@ -1,0 +1,106 @@
+"""Batch samplers: which images go into the batch at each training step.
+
+Each sampler is a pure function of the step: ``batch(step) -> list[int]`` uses a
+generator seeded by (seed, step), so a resumed run sees exactly the same batches.
+
+- ``NPairSampler``: N classes x 2 images, class-major ``[c0a, c0b, c1a, c1b, ...]``,
+  so anchors are ``z[0::2]`` and positives ``z[1::2]`` (HDML_SPEC 1.1).
+- ``TripletSampler``: T triplets ``[a, p, n]`` repeated: ``z[0::3], z[1::3], z[2::3]``.
+- ``MPerClassSampler``: C classes x m images (HDC: 10 x 10), class-major.
+Classes with fewer than 2 images cannot give a positive pair: they are excluded
+from anchor/positive sampling and reported in ``excluded``.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+
+class BatchRequestError(ValueError):
+    """The data cannot satisfy the requested batch (e.g. more classes per batch than exist)."""
+
+
+class _ClassSampler:
+    def __init__(self, labels, n_classes: int, seed: int = 0, min_images: int = 2, what: str = "batch"):
+        labels = np.asarray(labels)
+        self.seed = seed
+        classes, counts = np.unique(labels, return_counts=True)
+        self.by_class = {int(c): np.flatnonzero(labels == c) for c in classes}
+        self.eligible = [int(c) for c, n in zip(classes, counts) if n >= min_images]
+        self.excluded = [int(c) for c, n in zip(classes, counts) if n < min_images]
+        if self.excluded:
+            warnings.warn(f"{len(self.excluded)} class(es) have fewer than {min_images} images and are excluded "
+                          f"from positive sampling: labels {self.excluded[:10]}{' ...' if len(self.excluded) > 10 else ''}",
+                          stacklevel=3)
+        if n_classes < 1:
+            raise BatchRequestError(f"data.batch_classes={n_classes}: expected at least 1")
+        if n_classes > len(self.eligible):
+            raise BatchRequestError(
+                f"{what} asks for {n_classes} classes per batch (data.batch_classes) but only "
+                f"{len(self.eligible)} classes have >= {min_images} images; lower data.batch_classes")
+        self.n_classes = n_classes
+
+    def rng(self, step: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, step])
+
+    def _pick(self, rng, c: int, m: int) -> np.ndarray:
+        idx = self.by_class[c]
+        return rng.choice(idx, size=m, replace=len(idx) < m)
+
+
+class NPairSampler(_ClassSampler):
+    def __init__(self, labels, n_classes: int, seed: int = 0):
+        super().__init__(labels, n_classes, seed, what="N-pair sampler")
+
+    def batch(self, step: int) -> list[int]:
+        rng = self.rng(step)
+        classes = rng.choice(self.eligible, size=self.n_classes, replace=False)
+        return [int(i) for c in classes for i in self._pick(rng, int(c), 2)]
+
+
+class MPerClassSampler(_ClassSampler):
+    def __init__(self, labels, n_classes: int, m: int, seed: int = 0):
+        super().__init__(labels, n_classes, seed, what="m-per-class sampler")
+        if m < 2:
+            raise BatchRequestError(f"data.images_per_class={m}: expected at least 2 for positive pairs")
+        self.m = m
+
+    def batch(self, step: int) -> list[int]:
+        rng = self.rng(step)
+        classes = rng.choice(self.eligible, size=self.n_classes, replace=False)
+        return [int(i) for c in classes for i in self._pick(rng, int(c), self.m)]
+
+
+class TripletSampler(_ClassSampler):
+    """``n_triplets`` triplets; the anchor classes are distinct when possible."""
+
+    def __init__(self, labels, n_triplets: int, seed: int = 0):
+        super().__init__(labels, 1, seed, what="triplet sampler")
+        if len(self.by_class) < 2:
+            raise BatchRequestError("triplet sampler needs at least 2 classes for negatives")
+        self.all_classes = list(self.by_class)
+        self.n_triplets = n_triplets
+
+    def batch(self, step: int) -> list[int]:
+        rng = self.rng(step)
+        replace = self.n_triplets > len(self.eligible)
+        anchors = rng.choice(self.eligible, size=self.n_triplets, replace=replace)
+        out = []
+        for c in anchors:
+            a, p = self._pick(rng, int(c), 2)
+            neg_c = int(rng.choice([k for k in self.all_classes if k != c]))
+            n = int(rng.choice(self.by_class[neg_c]))
+            out += [int(a), int(p), n]
+        return out
+
+
+def make_sampler(kind: str, labels, batch_classes: int, images_per_class: int = 2, seed: int = 0):
+    """Build a sampler by name: npair | triplet | m_per_class (see module docstring)."""
+    if kind == "npair":
+        return NPairSampler(labels, batch_classes, seed)
+    if kind == "triplet":
+        return TripletSampler(labels, batch_classes, seed)
+    if kind == "m_per_class":
+        return MPerClassSampler(labels, batch_classes, images_per_class, seed)
+    raise ValueError(f"data.sampler={kind!r}; expected npair, triplet or m_per_class")

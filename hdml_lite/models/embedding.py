@@ -1,0 +1,53 @@
+"""The metric model: backbone f then embedding head g, returning representations.
+
+    x (B, C, H, W) --f--> y (B, feature_dim) --g--> z (B, embedding_size)
+
+g is BatchNorm1d + Linear, as in the official HDML code (HDML_SPEC 1.2/1.3): the
+same g re-embeds HDML's synthetic features, so it is a module of its own.
+The model returns (y, z); losses live elsewhere.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .backbones import build_backbone
+
+
+class EmbeddingHead(nn.Module):
+    """g: y (B, feature_dim) -> z (B, embedding_size). BN then FC, no normalisation."""
+
+    def __init__(self, feature_dim: int, embedding_size: int):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(feature_dim)
+        self.fc = nn.Linear(feature_dim, embedding_size)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.bn(y))
+
+
+class MetricModel(nn.Module):
+    """Backbone + embedding head. ``forward(x) -> (y, z)``."""
+
+    def __init__(self, backbone: nn.Module, embedding_size: int):
+        super().__init__()
+        self.backbone = backbone
+        self.feature_dim = backbone.feature_dim
+        self.embedding_size = embedding_size
+        self.head = EmbeddingHead(self.feature_dim, embedding_size)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.backbone(x)  # (B, feature_dim)
+        z = self.head(y)  # (B, embedding_size)
+        return y, z
+
+    def new_layers(self) -> list[nn.Parameter]:
+        """Parameters of the layers added on top of the backbone (10x learning rate)."""
+        return list(self.head.parameters())
+
+
+def build_metric_model(model_cfg, in_channels: int) -> MetricModel:
+    """Build from a ``ModelConfig`` (see ``hdml_lite.config``)."""
+    bb = build_backbone(model_cfg.backbone, in_channels=in_channels, pretrained=model_cfg.pretrained,
+                        weights_path=model_cfg.weights_path, width=model_cfg.width)
+    return MetricModel(bb, model_cfg.embedding_size)

@@ -1,0 +1,166 @@
+"""The Method contract: a method owns its modules, optimizers and extra state;
+the trainer (``training/trainer.py``) owns the loop, checkpoints and evaluation.
+
+``BaselineMethod`` is the plain metric model trained with one baseline loss
+(``hdml_lite.losses.metric_loss``). HDML (``hdml_lite.hdml.method``) and HDC
+(``hdml_lite.hdc.method``) follow the same contract.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import Config
+from ..device import amp_enabled, autocast
+from ..models import build_metric_model
+
+
+def make_optimizer(params_groups: list[dict], optim_cfg) -> torch.optim.Optimizer:
+    """Adam or SGD over parameter groups ``[{"params": [...], "lr": ...}, ...]``."""
+    if optim_cfg.optimizer == "adam":
+        return torch.optim.Adam(params_groups, weight_decay=optim_cfg.weight_decay)
+    if optim_cfg.optimizer == "sgd":
+        return torch.optim.SGD(params_groups, momentum=optim_cfg.momentum, weight_decay=optim_cfg.weight_decay)
+    raise ValueError(f"optim.optimizer={optim_cfg.optimizer!r}; expected adam or sgd")
+
+
+def metric_param_groups(model, optim_cfg) -> list[dict]:
+    """Backbone at lr, new layers (embedding head) at lr * head_lr_mult (the paper's 10x)."""
+    new = {id(p) for p in model.new_layers()}
+    backbone = [p for p in model.parameters() if id(p) not in new]
+    return [
+        {"params": backbone, "lr": optim_cfg.lr, "base_lr": optim_cfg.lr},
+        {"params": model.new_layers(), "lr": optim_cfg.lr * optim_cfg.head_lr_mult,
+         "base_lr": optim_cfg.lr * optim_cfg.head_lr_mult},
+    ]
+
+
+def weight_decay_loss(modules, factor: float) -> torch.Tensor | float:
+    """Official HDML explicit weight decay: factor * 0.5 * sum ||w||^2 over non-BN parameters
+    (biases included) (HDML_SPEC 1.6). Returns 0.0 when factor is 0."""
+    if factor == 0:
+        return 0.0
+    total = 0.0
+    for m in modules:
+        for mod in m.modules():
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                continue
+            for p in mod.parameters(recurse=False):
+                if p.requires_grad:
+                    total = total + p.float().pow(2).sum()
+    return 0.5 * factor * total
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term was NaN or infinite; raised BEFORE any parameter update of that step."""
+
+
+def check_finite(terms: dict[str, torch.Tensor], step: int) -> None:
+    """Raise NonFiniteLossError naming the first non-finite loss term (no update happens)."""
+    for name, value in terms.items():
+        if isinstance(value, torch.Tensor) and not torch.isfinite(value.detach()).all():
+            raise NonFiniteLossError(
+                f"non-finite loss term {name!r} = {float(value.detach().float().mean())} at step {step}; "
+                f"no update was applied. Lower the learning rate (optim.lr) or check the data.")
+
+
+class Method:
+    """Base class. Subclasses set ``self.modules`` and ``self.optimizers`` and implement
+    ``train_step`` and ``embed``."""
+
+    name = "method"
+
+    def __init__(self, cfg: Config, num_classes: int, in_channels: int, device: torch.device):
+        self.cfg = cfg
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.device = device
+        self.amp = amp_enabled(device, cfg.train.amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.modules: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    def autocast(self):
+        return autocast(self.device, self.amp)
+
+    def train(self) -> None:
+        for m in self.modules.values():
+            m.train()
+
+    def eval(self) -> None:
+        for m in self.modules.values():
+            m.eval()
+
+    def set_lr_scale(self, scale: float) -> None:
+        """Multiply every group's base learning rate by ``scale`` (trainer's schedule)."""
+        for opt in self.optimizers.values():
+            for g in opt.param_groups:
+                g.setdefault("base_lr", g["lr"])
+                g["lr"] = g["base_lr"] * scale
+
+    def train_step(self, x: torch.Tensor, labels: torch.Tensor, step: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # state beyond modules/optimizers (e.g. HDML's J_avg tracker); override when needed
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {
+            "modules": {k: m.state_dict() for k, m in self.modules.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "scaler": self.scaler.state_dict(),
+            "extra": self.extra_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, m in self.modules.items():
+            m.load_state_dict(state["modules"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.load_extra_state(state.get("extra", {}))
+
+
+class BaselineMethod(Method):
+    """Metric model + one baseline loss; one Adam/SGD optimizer with the 10x head lr."""
+
+    name = "baseline"
+
+    def __init__(self, cfg: Config, num_classes: int, in_channels: int, device: torch.device):
+        super().__init__(cfg, num_classes, in_channels, device)
+        self.model = build_metric_model(cfg.model, in_channels).to(device)
+        self.modules = {"model": self.model}
+        self.optimizers = {"metric": make_optimizer(metric_param_groups(self.model, cfg.optim), cfg.optim)}
+
+    def train_step(self, x: torch.Tensor, labels: torch.Tensor, step: int) -> dict[str, float]:
+        from ..losses import metric_loss
+
+        self.train()
+        opt = self.optimizers["metric"]
+        opt.zero_grad(set_to_none=True)
+        with self.autocast():
+            _, z = self.model(x)  # (B, D)
+        z = z.float()
+        j_m = metric_loss(self.cfg.loss, z, labels)
+        loss = j_m + weight_decay_loss([self.model], self.cfg.optim.wd_loss)
+        check_finite({"j_m": j_m, "loss": loss}, step)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(opt)
+        self.scaler.update()
+        return {"loss": float(loss.detach()), "j_m": float(j_m.detach())}
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        self.eval()
+        with self.autocast():
+            _, z = self.model(x)
+        return z.float()
