@@ -17,7 +17,7 @@ from .base import ArrayDataset, CorruptImageError, ImageListDataset, Split, rela
 from .samplers import BatchRequestError, MPerClassSampler, NPairSampler, TripletSampler, make_sampler
 from .transforms import build_transforms
 
-DATASETS = ("glyphs", "cub", "cars196", "sop", "omniglot", "folder")
+DATASET_NAMES = ("glyphs", "cub", "cars196", "sop", "omniglot", "folder")
 GREY_DATASETS = ("glyphs", "omniglot")
 
 
@@ -66,8 +66,8 @@ def load_dataset(data_cfg, split: str, in_channels: int | None = None, train_tra
     if split not in ("train", "val", "test"):
         raise ValueError(f"split={split!r}; expected train, val or test")
     name = data_cfg.dataset
-    if name not in DATASETS:
-        raise ValueError(f"data.dataset={name!r}; expected one of {', '.join(DATASETS)}")
+    if name not in DATASET_NAMES:
+        raise ValueError(f"data.dataset={name!r}; expected one of {', '.join(DATASET_NAMES)}")
     if in_channels is None:
         in_channels = 1 if name in GREY_DATASETS else 3
     is_train = (split == "train") if train_transform is None else train_transform
@@ -95,4 +95,4 @@ def load_dataset(data_cfg, split: str, in_channels: int | None = None, train_tra
 
 __all__ = ["ArrayDataset", "ImageListDataset", "Split", "CorruptImageError", "relabel", "subset",
            "BatchRequestError", "NPairSampler", "TripletSampler", "MPerClassSampler", "make_sampler",
-           "build_transforms", "load_dataset", "data_root", "input_channels", "DATASETS"]
+           "build_transforms", "load_dataset", "data_root", "input_channels", "DATASET_NAMES"]

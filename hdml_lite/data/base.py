@@ -75,7 +75,7 @@ class ImageListDataset(Dataset):
 
     def __getitem__(self, i: int):
         img = self.load_image(i)
-        x = self.transform(img) if self.transform is not None else torch.from_numpy(np.asarray(img)).float()
+        x = self.transform(img) if self.transform is not None else torch.from_numpy(np.array(img)).float()
         return x, int(self.labels[i])
 
 
