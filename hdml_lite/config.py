@@ -50,7 +50,7 @@ class ModelConfig:
 @dataclass
 class LossConfig:
     name: str = "npair"              # contrastive | triplet | semihard | lifted | npair | angular
-    margin: float = 1.0              # triplet / contrastive / lifted margin
+    margin: float = 1.0              # triplet / semihard / lifted margin (contrastive: pos_margin, neg_margin)
     reduction: str = "sum"           # triplet: sum (official) | mean
     l2_reg: float = 3e-3             # N-pair embedding L2 term (HDML_SPEC 1.6)
     angle_deg: float = 45.0          # angular loss
