@@ -1,0 +1,59 @@
+import pytest
+
+from hdml_lite.config import Config, ConfigError, apply_overrides, from_dict, to_dict, valid_keys
+from hdml_lite.presets import get_preset, list_presets
+
+
+def test_override_types_and_copy():
+    cfg = Config()
+    new = apply_overrides(cfg, ["hdml.alpha=30", "train.steps=7", "hdml.softmax=false",
+                                "optim.milestones=[10,20]", "model.backbone=googlenet"])
+    assert new.hdml.alpha == 30.0 and isinstance(new.hdml.alpha, float)
+    assert new.train.steps == 7 and new.hdml.softmax is False
+    assert new.optim.milestones == [10, 20] and new.model.backbone == "googlenet"
+    assert cfg.hdml.alpha == 90.0, "apply_overrides must not mutate its input"
+
+
+def test_unknown_key_lists_valid_keys():
+    with pytest.raises(ConfigError, match=r"unknown config key 'hdml\.alhpa'.*hdml\.alpha"):
+        apply_overrides(Config(), ["hdml.alhpa=3"])
+    with pytest.raises(ConfigError, match="key=value"):
+        apply_overrides(Config(), ["hdml.alpha"])
+
+
+def test_wrong_type_rejected():
+    with pytest.raises(ConfigError, match="train.steps.*'ten'.*int"):
+        apply_overrides(Config(), ["train.steps=ten"])
+    with pytest.raises(ConfigError, match="hdml.softmax"):
+        apply_overrides(Config(), ["hdml.softmax=maybe"])
+    with pytest.raises(ConfigError, match="expected int"):
+        apply_overrides(Config(), {"train.steps": "x" and 1.5})
+
+
+def test_round_trip_through_dict():
+    cfg = apply_overrides(get_preset("lab_hdml_npair"), ["hdml.alpha=12"])
+    assert from_dict(to_dict(cfg)) == cfg
+    assert "hdml.lambda_" in valid_keys(cfg)
+
+
+def test_unknown_preset_lists_valid():
+    with pytest.raises(ConfigError, match="lab_npair"):
+        get_preset("lab_npiar")
+
+
+def test_presets_follow_the_spec():
+    assert {"lab_npair", "lab_hdml_npair", "lab_hdml_triplet", "lab_hdc", "cub_hdml_npair",
+            "cars196_hdml_npair_official", "sop_hdc"} <= set(list_presets())
+    p = get_preset("cub_hdml_npair")
+    assert (p.model.backbone, p.model.embedding_size, p.data.image_size, p.data.resize) == ("googlenet", 512, 227, 256)
+    assert p.hdml.alpha == 90 and p.data.batch_classes * 2 == 128 and p.optim.head_lr_mult == 10
+    t = get_preset("cub_hdml_triplet")
+    assert t.hdml.alpha == 7 and t.data.batch_classes * 3 == 120
+    o = get_preset("cars196_hdml_npair_official")
+    assert (o.optim.lr, o.optim.wd_loss, o.model.embedding_size, o.loss.l2_reg, o.hdml.beta) == (7e-5, 5e-3, 128, 3e-3, 1e4)
+    assert o.optim.milestones == [5632, 6848] and o.train.steps == 8000 and o.hdml.form == "official"
+    c = get_preset("cub_hdml_npair_official")
+    assert (c.optim.lr, c.model.embedding_size, c.loss.l2_reg, c.hdml.beta) == (6e-5, 256, 1.5e-2, 5e3)
+    h = get_preset("cars196_hdc")
+    assert h.optim.optimizer == "sgd" and h.hdc.head_weights == [1.0, 2.0, 3.0]
+    assert h.data.batch_classes * h.data.images_per_class == 100 and h.data.image_size == 224

@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from hdml_lite.data.samplers import BatchRequestError, MPerClassSampler, NPairSampler, TripletSampler
+from hdml_lite.training.schedule import lr_scale
+
+LABELS = np.repeat(np.arange(10), 5)
+
+
+def test_npair_layout_and_determinism():
+    s = NPairSampler(LABELS, 4, seed=3)
+    b = s.batch(7)
+    lab = LABELS[b]
+    assert len(b) == 8 and (lab[0::2] == lab[1::2]).all() and len(set(lab[0::2])) == 4
+    assert all(b[i] != b[i + 1] for i in range(0, 8, 2)), "anchor and positive must be different images"
+    assert s.batch(7) == b and NPairSampler(LABELS, 4, seed=3).batch(7) == b
+    assert s.batch(8) != b
+
+
+def test_triplet_layout():
+    b = TripletSampler(LABELS, 6, seed=0).batch(0)
+    lab = LABELS[b]
+    assert len(b) == 18
+    assert (lab[0::3] == lab[1::3]).all() and (lab[0::3] != lab[2::3]).all()
+
+
+def test_m_per_class_layout():
+    b = MPerClassSampler(LABELS, 3, 4, seed=0).batch(0)
+    lab = LABELS[b].reshape(3, 4)
+    assert (lab == lab[:, :1]).all() and len(set(lab[:, 0])) == 3
+
+
+def test_too_many_classes_is_a_clear_error():
+    with pytest.raises(BatchRequestError, match="asks for 11 classes.*only 10"):
+        NPairSampler(LABELS, 11)
+
+
+def test_singleton_classes_excluded_and_reported():
+    labels = np.array([0, 0, 1, 2, 2, 3])
+    with pytest.warns(UserWarning, match="2 class"):
+        s = NPairSampler(labels, 2)
+    assert s.excluded == [1, 3]
+    for step in range(20):
+        assert set(labels[s.batch(step)]) <= {0, 2}
+
+
+def test_lr_schedule():
+    assert lr_scale(0, [5632, 6848], 0.5) == 1.0
+    assert lr_scale(5632, [5632, 6848], 0.5) == 0.5
+    assert lr_scale(7000, [5632, 6848], 0.5) == 0.25
