@@ -82,7 +82,7 @@ class HDCConfig:
     neg_factor: float = 10.0         # weight of the negative-pair term
     head_weights: list = field(default_factory=lambda: [1.0, 1.0, 1.0])  # test-time concat weights
     head_dim: int = 128              # per-head embedding size
-    eval_head: int = -1              # -1: weighted concat of all heads; k: head k alone
+    eval_head: int = -1              # -1: weighted concat of all heads; 1, 2, 3: that head alone (1-based)
 
 
 @dataclass
