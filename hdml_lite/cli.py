@@ -56,7 +56,7 @@ def cmd_eval(args) -> int:
     device = pick_device(cfg.train.device)
     in_ch = input_channels(cfg.data.dataset, cfg.model.backbone)
     train_ds = load_dataset(cfg.data, "train", in_channels=in_ch)
-    method = build_method(cfg, train_ds.num_classes, in_ch, device)
+    method = build_method(cfg, train_ds.num_classes, in_ch, device, steps_per_epoch=1)  # eval only
     method.load_state_dict(state["method"])
     ds = load_dataset(cfg.data, args.split, in_channels=in_ch, train_transform=False)
     m = evaluate(method.embed, ds, ks=ks_for(cfg), batch_size=cfg.train.eval_batch, device=device)

@@ -35,15 +35,19 @@ from .schedule import lr_scale
 METHODS = ("baseline", "hdml", "hdc")
 
 
-def build_method(cfg: Config, num_classes: int, in_channels: int, device: torch.device) -> Method:
-    """baseline | hdml | hdc -> a Method (see training/method.py for the contract)."""
+def build_method(cfg: Config, num_classes: int, in_channels: int, device: torch.device,
+                 steps_per_epoch: int | None = None) -> Method:
+    """baseline | hdml | hdc -> a Method (see training/method.py for the contract).
+
+    steps_per_epoch: training-set size // batch size (HDML's per-epoch J_avg, paper form).
+    """
     name = cfg.train.method
     if name == "baseline":
         return BaselineMethod(cfg, num_classes, in_channels, device)
     if name == "hdml":
         from ..hdml.method import HDMLMethod
 
-        return HDMLMethod(cfg, num_classes, in_channels, device)
+        return HDMLMethod(cfg, num_classes, in_channels, device, steps_per_epoch=steps_per_epoch)
     if name == "hdc":
         from ..hdc.method import HDCMethod
 
@@ -99,7 +103,9 @@ def train(cfg: Config, resume: bool = True, eval_sets: dict | None = None) -> Ru
 
     torch.manual_seed(cfg.train.seed)
     np.random.seed(cfg.train.seed)
-    method = build_method(cfg, train_ds.num_classes, in_ch, device)
+    batch_size = len(sampler.batch(0))
+    method = build_method(cfg, train_ds.num_classes, in_ch, device,
+                          steps_per_epoch=max(1, len(train_ds) // batch_size))
     history = {"train": [], "eval": []}
     start, elapsed = 0, 0.0
     ckpt_path = out / CHECKPOINT
