@@ -42,7 +42,7 @@ def lab_base() -> Config:
     cfg.data.dataset, cfg.data.transforms = "glyphs", "small"
     cfg.data.image_size, cfg.data.resize = 32, 36
     cfg.data.batch_classes, cfg.data.images_per_class = 32, 2
-    cfg.model.backbone, cfg.model.width, cfg.model.embedding_size = "small_cnn", 32, 64
+    cfg.model.backbone, cfg.model.width, cfg.model.embedding_size = "small_cnn", 16, 64
     cfg.optim.optimizer, cfg.optim.lr, cfg.optim.head_lr_mult = "adam", 1e-3, 1.0
     cfg.train.steps, cfg.train.eval_every, cfg.train.ckpt_every = 600, 100, 100
     return cfg
