@@ -44,7 +44,7 @@ def lab_base() -> Config:
     cfg.data.batch_classes, cfg.data.images_per_class = 32, 2
     cfg.model.backbone, cfg.model.width, cfg.model.embedding_size = "small_cnn", 16, 64
     cfg.optim.optimizer, cfg.optim.lr, cfg.optim.head_lr_mult = "adam", 1e-3, 1.0
-    cfg.train.steps, cfg.train.eval_every, cfg.train.ckpt_every = 600, 100, 100
+    cfg.train.steps, cfg.train.eval_every, cfg.train.ckpt_every = 200, 40, 50   # the study's budget
     return cfg
 
 
