@@ -27,7 +27,7 @@ class DataConfig:
     split_file: str = ""             # folder datasets: optional explicit split file
     image_size: int = 32             # crop fed to the network (paper: 227)
     resize: int = 36                 # resize before cropping (paper: 256)
-    transforms: str = "small"        # small | paper (HDML_SPEC 1.7)
+    transforms: str = "small"        # small | paper (HDML_SPEC 1.7) | paper_noflip (HDC)
     sampler: str = "npair"           # npair | triplet | m_per_class
     batch_classes: int = 32          # classes per batch (N-pair: N)
     images_per_class: int = 2        # images per class in a batch (N-pair: 2)

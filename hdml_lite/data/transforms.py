@@ -5,6 +5,7 @@
 - ``small``: for the embedded glyphs and other small images: resize to ``resize``,
   random ``image_size`` crop, no flip (a mirrored glyph is another character);
   test: centre crop. Normalised to mean 0.5, std 0.5.
+- ``paper_noflip``: ``paper`` without mirroring (HDC's released training).
 
 Both accept a PIL image or a float tensor (C, H, W) in [0, 1].
 """
@@ -23,12 +24,12 @@ def _channels(c: int):
 
 
 def build_transforms(kind: str, train: bool, resize: int, image_size: int, in_channels: int):
-    if kind == "paper":
-        mean, std, flip = IMAGENET_MEAN, IMAGENET_STD, True
+    if kind in ("paper", "paper_noflip"):
+        mean, std, flip = IMAGENET_MEAN, IMAGENET_STD, kind == "paper"
     elif kind == "small":
         mean, std, flip = (0.5,) * 3, (0.5,) * 3, False
     else:
-        raise ValueError(f"data.transforms={kind!r}; expected paper or small")
+        raise ValueError(f"data.transforms={kind!r}; expected paper, paper_noflip or small")
     if image_size > resize:
         raise ValueError(f"data.image_size={image_size} is larger than data.resize={resize}; expected image_size <= resize")
     steps = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Resize((resize, resize), antialias=True)]
