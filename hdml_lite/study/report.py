@@ -357,8 +357,8 @@ The test suite runs the same code path on tiny settings: `python -m hdml_lite.st
 
 - Data: the embedded glyphs (177 train classes, 177 disjoint test classes, 48 images per
   class, 32x32 grey), model: the small CNN of the lab presets (width 16, embedding 64),
-  Adam. Every run has the **same budget: {steps} training steps** (the lab presets say 600;
-  the budget was cut equally for all methods so that the whole study of {n_runs} runs fits
+  Adam. Every run has the **same budget: {steps} training steps** (the lab presets' budget,
+  the same for all methods, chosen so that the whole study of {n_runs} runs fits
   in about an hour on 2 CPU cores), batches of ~64 images (N-pair: 32 classes x 2;
   triplet: 22 triplets; others: 16 classes x 4; HDC: 10 classes x 6).
 - Hyper-parameter selection, on a **validation split of the training classes** (never on

@@ -11,6 +11,7 @@ import numpy as np
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 METRIC_NAMES = {"r1": "Recall@1", "nmi": "NMI", "f1": "F1", "map_r": "MAP@R", "r2": "Recall@2"}
+METRIC_NAMES.update({"r4": "Recall@4", "r8": "Recall@8", "r_precision": "R-precision"})
 
 
 def eval_curve(history: dict, metric: str, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
@@ -72,4 +73,88 @@ def plot_loss(history: dict, keys=("loss",), path=None, title="Training loss"):
     if path is not None:
         fig.savefig(path, dpi=110)
         plt.close(fig)
+    return fig
+
+
+def plot_class_grid(dataset, n_classes: int = 12, per_class: int = 8, seed: int = 0,
+                    title: str = "Samples per class"):
+    """A grid of images: one row per class (spread over the split), ``per_class`` random samples each.
+
+    dataset: an ArrayDataset-like object with ``.images`` (N, C, H, W) uint8, ``.labels`` (N,)
+    and ``.class_names``. The row label is the class name.
+    """
+    rng = np.random.default_rng(seed)
+    classes = np.unique(dataset.labels)
+    rows = classes[np.linspace(0, len(classes) - 1, min(n_classes, len(classes))).round().astype(int)]
+    fig, axes = plt.subplots(len(rows), per_class, figsize=(0.75 * per_class + 0.8, 0.75 * len(rows) + 0.5),
+                             squeeze=False)
+    for r, c in enumerate(rows):
+        idx = np.flatnonzero(dataset.labels == c)
+        pick = rng.choice(idx, size=min(per_class, len(idx)), replace=False)
+        for k, ax in enumerate(axes[r]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for s in ax.spines.values():
+                s.set_visible(False)
+            if k < len(pick):
+                img = np.asarray(dataset.images[pick[k]])
+                ax.imshow(img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1), cmap="gray")
+        axes[r][0].set_ylabel(str(dataset.class_names[c]), rotation=0, ha="right", va="center", fontsize=11)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_hdml_state(history: dict, alpha: float, beta: float, title: str = "HDML's running state"):
+    """From an HDML run's history: J_avg and J_gen (log scale), the pull factor exp(-alpha/J_avg)
+    (``hdml_lite.hdml.pull_factor``) and the synthetic-loss weight 1 - exp(-beta/J_gen)."""
+    from ..hdml.augment import pull_factor
+
+    rows = [r for r in history["train"] if "j_avg" in r]
+    steps = np.array([r["step"] for r in rows])
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    a1.plot(steps, [r["j_avg"] for r in rows], color=OKABE_ITO[0], label="J_avg (metric loss)")
+    a1.plot(steps, [r["j_gen_avg"] for r in rows], color=OKABE_ITO[1], label="J_gen (generator loss)")
+    a1.set_yscale("log")
+    a1.set_xlabel("training step")
+    a1.set_ylabel("running mean (log scale)")
+    a1.set_title("Running losses (held fixed within a block)")
+    a1.legend(fontsize=8)
+    a1.grid(alpha=0.3)
+    a2.plot(steps, [pull_factor(alpha, r["j_avg"]) for r in rows], color=OKABE_ITO[0],
+            label=f"exp(-alpha/J_avg), alpha = {alpha:g}")
+    a2.plot(steps, [r["weight_syn"] for r in rows], color=OKABE_ITO[1], label=f"weight of J_syn, beta = {beta:g}")
+    a2.set_ylim(-0.05, 1.05)
+    a2.set_xlabel("training step")
+    a2.set_ylabel("factor")
+    a2.set_title("How hard, and how much the synthetics count")
+    a2.legend(fontsize=8)
+    a2.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_npair_batch(images, labels, n_pairs: int = 8, class_names=None,
+                     title: str = "An N-pair batch: class-major pairs"):
+    """The first ``n_pairs`` pairs of a batch in the NPairSampler's order [c0a, c0b, c1a, c1b, ...]:
+    anchors on the top row, positives below. images: (B, C, H, W) (network input, any range);
+    class_names: optional names indexed by label, for the column titles."""
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    n_pairs = min(n_pairs, len(images) // 2)
+    fig, axes = plt.subplots(2, n_pairs, figsize=(1.1 * n_pairs + 0.8, 2.8), squeeze=False)
+    for k in range(n_pairs):
+        for r, name in enumerate(("anchor", "positive")):
+            ax = axes[r][k]
+            img = images[2 * k + r]
+            ax.imshow(img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1), cmap="gray")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k == 0:
+                ax.set_ylabel(name)
+        c = int(labels[2 * k])
+        axes[0][k].set_title(f"class {c}" + (f": {class_names[c]}" if class_names is not None else ""), fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
     return fig

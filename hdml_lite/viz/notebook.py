@@ -1,0 +1,92 @@
+"""What the notebooks share: fast mode, where runs and results live, the training budget.
+
+    FAST = is_fast()                                   # HDML_FAST=1: tiny data, few steps (tests)
+    budget = pick_budget(device)                       # "fast" | "cpu" | "full"
+    cfg = notebook_config("lab_hdml_npair", "hdml.alpha=3", budget=budget)
+    result = train(cfg)                                # resumes from runs/notebooks/...: instant when done
+
+Budgets (the lab presets are sized for a GPU or for the results/ study, not for a
+10-minute notebook on 2 CPU cores):
+
+- "full": the preset as it is (600 steps, the whole glyph set): used when a GPU is present.
+- "cpu":  100 steps, 16 images per class (train and test), a narrower CNN (width 16), N-pair
+          batches of 16 classes: about one to two minutes per run on 2 CPU cores, so that every
+          notebook, training all it needs from scratch, stays within about 10 minutes.
+- "fast": seconds (HDML_FAST=1): 12 classes x 8 images, 6 steps, tiny networks.
+
+Runs go under ``$HDML_RUNS`` (default ``<repo>/runs``, or ``./runs`` outside a checkout),
+in ``notebooks/<budget>/<preset>[__<overrides>]``; results are read from
+``$HDML_RESULTS`` (default ``<repo>/results``).
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from ..config import Config, apply_overrides
+from ..presets import get_preset
+
+BUDGETS = {
+    "fast": ["train.steps=6", "train.eval_every=3", "train.ckpt_every=0", "data.max_classes=12",
+             "data.max_per_class=8", "data.batch_classes=4", "model.width=8", "model.embedding_size=16",
+             "train.progress=false", "hdml.block=2", "hdml.gen_hidden=32", "hdc.head_dim=16"],
+    "cpu": ["train.steps=100", "train.eval_every=50", "train.ckpt_every=50", "data.max_per_class=16",
+            "model.width=16"],
+    "full": [],
+}
+NPAIR_CPU = ["data.batch_classes=16"]   # N-pair batches of 16 classes (32 images) on the CPU budget
+
+
+def is_fast() -> bool:
+    """HDML_FAST=1 selects tiny data and few steps (what the tests run)."""
+    return os.environ.get("HDML_FAST") == "1"
+
+
+def pick_budget(device=None) -> str:
+    """"fast" when HDML_FAST=1, else "full" on a GPU, else "cpu"."""
+    if is_fast():
+        return "fast"
+    return "full" if device is not None and getattr(device, "type", str(device)) == "cuda" else "cpu"
+
+
+def repo_root() -> Path | None:
+    """The checkout holding this package (None when installed elsewhere, e.g. pip from git)."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def runs_dir() -> Path:
+    if os.environ.get("HDML_RUNS"):
+        return Path(os.environ["HDML_RUNS"]).expanduser()
+    return (repo_root() or Path.cwd()) / "runs"
+
+
+def results_dir() -> Path:
+    if os.environ.get("HDML_RESULTS"):
+        return Path(os.environ["HDML_RESULTS"]).expanduser()
+    return (repo_root() or Path.cwd()) / "results"
+
+
+def _slug(overrides) -> str:
+    return "__".join(re.sub(r"[^A-Za-z0-9.=_-]", "_", o) for o in overrides)
+
+
+def notebook_config(preset: str, *overrides: str, budget: str = "cpu", seed: int = 0) -> Config:
+    """``get_preset(preset)`` + the budget's overrides + ``overrides``; out_dir under ``runs_dir()``."""
+    if budget not in BUDGETS:
+        raise ValueError(f"budget={budget!r}; expected one of {', '.join(BUDGETS)}")
+    cfg = get_preset(preset)
+    extra = list(BUDGETS[budget])
+    if budget == "cpu" and cfg.data.sampler == "npair":
+        extra += NPAIR_CPU
+    name = preset + (f"__{_slug(overrides)}" if overrides else "") + (f"__seed{seed}" if seed else "")
+    out = runs_dir() / "notebooks" / budget / name
+    return apply_overrides(cfg, extra + [f"train.seed={seed}", *overrides, f"train.out_dir={out}"])
+
+
+def describe_budget(budget: str) -> str:
+    """One line for the notebook to print."""
+    return {"fast": "FAST mode (HDML_FAST=1): tiny data, 6 steps; numbers are meaningless, the code path is real.",
+            "cpu": "CPU budget: 100 steps, 16 images per class, CNN width 16 (1-2 minutes per run).",
+            "full": "full lab preset: 600 steps on the whole glyph set (GPU)."}[budget]

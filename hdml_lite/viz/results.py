@@ -1,0 +1,187 @@
+"""Read the reproduction study's CSV files, summarise over seeds, compare with the paper.
+
+    rows = read_csv("results/lab_table.csv")      # method,seed,nmi,f1,r1,r2,r4,r8,map_r,train_s
+    summary = summarise(rows)                     # {method: {metric: (mean, std, n)}}
+    histories = curves_to_histories(read_csv("results/curves.csv"))   # for plot_learning_curves
+    plot_sweep(read_csv("results/sweep.csv"))     # alpha,seed,split,r1,nmi,f1
+
+Scores in the CSV files are fractions in [0, 1] (the kit's convention); tables print %.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ..study.paper import DATASETS, DISPLAY, PAPER, dataset_key, split_name
+from .plots import METRIC_NAMES, OKABE_ITO
+
+# The papers' numbers (HDML_SPEC 1.8 and 2) live in one place: hdml_lite.study.paper.
+PAPER_ROWS = ("triplet", "hdml_triplet", "npair", "hdml_npair", "hdc")
+TABLE_METRICS = ("nmi", "f1", "r1", "r2", "r4", "r8")
+
+
+def paper_results(dataset: str = "cars") -> dict:
+    """{display name: {metric: %}} of the paper's rows for ``dataset`` (cub | cars | cars196 | sop)."""
+    ds = dataset_key(dataset)
+    return {DISPLAY[k]: PAPER[ds][k] for k in PAPER_ROWS if k in PAPER[ds]}
+
+
+def label(name: str) -> str:
+    """Display name of a run or study method: ``lab_hdml_npair_norecon`` -> "HDML (N-pair) w/o reconstruction"."""
+    _, key, official = split_name(str(name))
+    return DISPLAY.get(key, str(name)) + (" [official settings]" if official else "")
+
+
+def _num(v: str):
+    try:
+        return float(v)
+    except ValueError:
+        return v
+
+
+def read_csv(path) -> list[dict]:
+    """Rows of a CSV file as dicts; numeric fields as floats (``seed``, ``step`` as ints)."""
+    rows = []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            row = {k: _num(v) for k, v in r.items()}
+            for k in ("seed", "step"):
+                if isinstance(row.get(k), float) and row[k].is_integer():
+                    row[k] = int(row[k])
+            rows.append(row)
+    return rows
+
+
+def load_study(results_dir) -> dict:
+    """{"lab_table": rows | None, "curves": rows | None, "sweep": rows | None} from ``results_dir``."""
+    d = Path(results_dir)
+    out = {}
+    for name in ("lab_table", "curves", "sweep"):
+        p = d / f"{name}.csv"
+        out[name] = read_csv(p) if p.is_file() else None
+    return out
+
+
+def summarise(rows: list[dict], by: str = "method", metrics=TABLE_METRICS + ("map_r", "train_s")) -> dict:
+    """{group: {metric: (mean, std, n)}} over seeds (std with ddof=0; 0 for one seed)."""
+    groups: dict = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        for m in metrics:
+            v = r.get(m)
+            if isinstance(v, float) and math.isfinite(v):
+                groups[r[by]][m].append(v)
+    return {g: {m: (float(np.mean(v)), float(np.std(v)), len(v)) for m, v in ms.items()}
+            for g, ms in groups.items()}
+
+
+def select(rows: list[dict] | None, methods) -> list[dict]:
+    """The rows of ``methods`` (in that order of methods); all rows when none matches (other names)."""
+    rows = rows or []
+    keep = [r for m in methods for r in rows if r.get("method") == m]
+    return keep or rows
+
+
+def metrics_to_summary(runs: dict) -> dict:
+    """{name: metrics dict (one run)} -> the ``summarise`` format (std 0, n 1)."""
+    return {n: {k: (float(v), 0.0, 1) for k, v in m.items() if isinstance(v, (int, float))} for n, m in runs.items()}
+
+
+def comparison_markdown(summary: dict, metrics=TABLE_METRICS, paper_dataset: str | None = "cars",
+                        caption: str = "") -> str:
+    """A markdown table: the kit's rows (mean ± std over seeds, %) then the paper's rows for
+    ``paper_dataset`` (HDML_SPEC 1.8; HDC: R@1 only), clearly marked as another dataset."""
+    head = "| source | method | " + " | ".join(METRIC_NAMES.get(m, m.upper()) for m in metrics) + " |"
+    lines = [head, "|" + "---|" * (len(metrics) + 2)]
+    for name, ms in summary.items():
+        cells = []
+        for m in metrics:
+            if m not in ms:
+                cells.append("-")
+                continue
+            mean, std, n = ms[m]
+            cells.append(f"{100 * mean:.1f} ± {100 * std:.1f}" if n > 1 else f"{100 * mean:.1f}")
+        lines.append(f"| this kit, glyphs | {label(name)} | " + " | ".join(cells) + " |")
+    if paper_dataset:
+        ds = DATASETS[dataset_key(paper_dataset)]
+        for meth, vals in paper_results(paper_dataset).items():
+            lines.append(f"| paper, {ds} (other data!) | {meth} | "
+                         + " | ".join(f"{vals[m]:.1f}" if m in vals else "-" for m in metrics) + " |")
+    if caption:
+        lines.append("")
+        lines.append(caption)
+    return "\n".join(lines)
+
+
+def curves_to_histories(rows: list[dict], split: str | None = None) -> dict:
+    """curves.csv rows (method,seed,step,split,nmi,f1,r1) -> {method: [history per seed]} in the
+    trainer's history format (keys: display names, see ``label``), for ``plot_learning_curves``."""
+    per: dict = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if split is None or r["split"] == split:
+            per[r["method"]][r["seed"]].append({k: v for k, v in r.items() if k not in ("method", "seed")})
+    return {label(m): [{"train": [], "eval": sorted(ev, key=lambda e: e["step"])} for _, ev in sorted(seeds.items())]
+            for m, seeds in per.items()}
+
+
+def plot_sweep(rows: list[dict], metrics=("r1", "nmi", "f1"), split: str = "test", ax_row=None,
+               title: str = "Pulling factor alpha (paper fig. 7)", reference: dict | None = None):
+    """One panel per metric: mean over seeds against alpha (log axis; alpha = 0 drawn left of the smallest
+    positive alpha, ticks at the swept values), min-max band over seeds.
+
+    rows: sweep.csv rows (alpha, seed, split, metrics). reference: optional {metric: value} of a
+    baseline drawn as a horizontal line. Returns the figure.
+    """
+    rows = [r for r in rows if r.get("split", split) == split]
+    alphas = sorted({float(r["alpha"]) for r in rows})
+    if ax_row is None:
+        fig, ax_row = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+        ax_row = ax_row[0]
+    fig = ax_row[0].figure
+    for i, (ax, m) in enumerate(zip(ax_row, metrics)):
+        vals = [[100 * r[m] for r in rows if float(r["alpha"]) == a and isinstance(r.get(m), float)] for a in alphas]
+        mean = np.array([np.mean(v) if v else np.nan for v in vals])
+        positive = [a for a in alphas if a > 0]
+        # log axis; alpha = 0 (no augmentation) drawn a quarter of the smallest positive alpha to the left
+        x = np.array([a if a > 0 else (min(positive) / 4 if positive else 1.0) for a in alphas])
+        ax.plot(x, mean, marker="o", color=OKABE_ITO[0], label="HDML (N-pair)")
+        if any(len(v) > 1 for v in vals):
+            ax.fill_between(x, [min(v) if v else np.nan for v in vals], [max(v) if v else np.nan for v in vals],
+                            color=OKABE_ITO[0], alpha=0.2, label="min-max over seeds")
+        if reference and m in reference:
+            ax.axhline(100 * reference[m], color=OKABE_ITO[1], ls="--", label="baseline N-pair")
+        ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(x, [f"{a:g}" for a in alphas])
+        ax.set_xlabel("alpha (pulling factor)")
+        ax.set_ylabel(f"{METRIC_NAMES.get(m, m)} (%)")
+        ax.set_title(f"{METRIC_NAMES.get(m, m)} on {split} classes")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_result_bars(summary: dict, metrics=("r1", "nmi", "f1"), title: str = "Final models on the test classes"):
+    """Grouped bars (mean, with std error bars when several seeds) of ``summarise`` output."""
+    names = list(summary)
+    fig, ax = plt.subplots(figsize=(min(12.0, 2.0 + 0.45 * len(metrics) * max(1, len(names))), 3.8))
+    width = 0.8 / max(1, len(names))
+    x = np.arange(len(metrics))
+    for i, n in enumerate(names):
+        mean = [100 * summary[n].get(m, (np.nan, 0, 0))[0] for m in metrics]
+        std = [100 * summary[n].get(m, (np.nan, 0, 0))[1] for m in metrics]
+        ax.bar(x + (i - (len(names) - 1) / 2) * width, mean, width, yerr=std, capsize=3,
+               color=OKABE_ITO[i % 8], hatch="//" if i >= 8 else None, edgecolor="white", label=label(n))
+    ax.set_xticks(x, [METRIC_NAMES.get(m, m) for m in metrics])
+    ax.set_ylabel("score (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,119 @@
+"""The teaching notebooks: committed clean, structured alike, and executing top to bottom.
+
+Each notebook runs with nbclient in ``notebooks/`` in FAST mode (HDML_FAST=1, tiny data,
+few steps), with MPLBACKEND=Agg and its runs written to a temporary HDML_RUNS, and must
+not write into the repository: nothing may change under notebooks/ or runs/notebooks/
+(the default run folder; the glyph cache under data/ is the library's, and any test may
+create it). The notebooks run in order and share that HDML_RUNS, so later notebooks
+reload the runs of earlier ones, as they do for a reader.
+"""
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NB_DIR = REPO / "notebooks"
+EXPECTED = ["00_setup_and_data.ipynb", "01_formulation.ipynb", "02_training.ipynb", "03_ablations.ipynb",
+            "04_tsne.ipynb", "05_mining_vs_synthesis.ipynb"]
+CELL_TIMEOUT = 600          # seconds per cell
+COLAB = "https://colab.research.google.com/github/hdml-lite/hdml_lite/blob/main/notebooks/{name}"
+
+
+def _load(name: str) -> dict:
+    return json.loads((NB_DIR / name).read_text(encoding="utf-8"))
+
+
+def _source(cell) -> str:
+    src = cell["source"]
+    return "".join(src) if isinstance(src, list) else src
+
+
+def test_the_series_is_there():
+    assert sorted(p.name for p in NB_DIR.glob("*.ipynb")) == EXPECTED
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_committed_without_outputs(name):
+    nb = _load(name)
+    dirty = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
+             and (c.get("outputs") or c.get("execution_count") is not None)]
+    assert not dirty, (f"{name}: cells {dirty} have outputs or execution counts; strip them "
+                       f"(jupyter nbconvert --clear-output --inplace notebooks/{name})")
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_structure(name):
+    nb = _load(name)
+    cells = nb["cells"]
+    md = [_source(c) for c in cells if c["cell_type"] == "markdown"]
+    code = [_source(c) for c in cells if c["cell_type"] == "code"]
+    assert cells[0]["cell_type"] == "markdown" and "colab-badge.svg" in md[0]
+    assert COLAB.format(name=name) in md[0], "the Colab badge must point at this notebook"
+    setup = code[0]
+    assert re.search(r"try:\s*\n\s+import hdml_lite\s*\nexcept ModuleNotFoundError:\s*\n\s+%pip install", setup), \
+        "first code cell: try: import hdml_lite / except ModuleNotFoundError: %pip install ..."
+    joined = "\n".join(code)
+    assert 'FAST = os.environ.get("HDML_FAST") == "1"' in joined
+    assert "pick_device(" in joined
+    assert any(re.search(r"^##+ Summary", m, re.M) for m in md), "needs a Summary section"
+    assert any(re.search(r"^##+ Exercises", m, re.M) for m in md), "needs an Exercises section"
+    # the library's math is imported, never redefined in a notebook
+    assert not re.search(r"^\s*(def|class) ", joined, re.M), "define functions in hdml_lite, not in notebooks"
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+
+
+def _snapshot(*folders: Path) -> dict:
+    """{path: (size, mtime)} of every file under ``folders`` (missing folders: empty)."""
+    out = {}
+    for folder in folders:
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = [d for d in dirnames if d not in ("__pycache__", ".ipynb_checkpoints")]
+            for f in filenames:
+                p = Path(dirpath) / f
+                st = p.stat()
+                out[str(p)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+# Where a notebook could write inside the repository: its own folder and the default run
+# folder (runs/notebooks/, used when HDML_RUNS is unset). Other folders are left out so that
+# other processes working in the checkout (e.g. the study writing runs/study/) do not count.
+WATCHED = (NB_DIR, REPO / "runs" / "notebooks")
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("notebook_runs")
+
+
+DURATIONS: dict = {}
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_executes_in_fast_mode(name, runs_dir, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("HDML_FAST", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("HDML_RUNS", str(runs_dir))
+    monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    nb = nbformat.read(NB_DIR / name, as_version=4)
+    before = _snapshot(*WATCHED)
+    t0 = time.perf_counter()
+    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                                     resources={"metadata": {"path": str(NB_DIR)}})
+    client.execute()                      # raises CellExecutionError naming the failing cell
+    DURATIONS[name] = time.perf_counter() - t0
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors
+    after = _snapshot(*WATCHED)
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    assert not changed, f"{name} wrote into the repository: {changed[:10]}"
+    if name >= "02":                      # the notebooks that train: their runs went to HDML_RUNS
+        assert any((runs_dir / "notebooks" / "fast").iterdir())
+    print(f"{name}: {DURATIONS[name]:.1f} s (total so far {sum(DURATIONS.values()):.1f} s)")
