@@ -142,3 +142,16 @@ def test_t4_estimate_is_input_bound_arithmetic():
     assert e["images"] == 128 * 8000 and e["evals"] == 16
     assert e["input_h"] > e["gpu_h"] > 0
     assert e["total_h"] == pytest.approx(max(e["gpu_h"], e["input_h"]) + e["eval_h"])
+
+
+def test_hdc_study_fast_writes_both_routings_and_heads(tmp_path):
+    import csv
+
+    from hdml_lite.study.hdc import run_hdc_study
+
+    rows = run_hdc_study(tmp_path / "out", tmp_path / "runs", seeds=1, fast=True)
+    saved = list(csv.DictReader(open(tmp_path / "out" / "hdc_table.csv")))
+    assert len(saved) == len(rows) == 8
+    assert {(r["routing"], r["head"]) for r in saved} == {(a, b) for a in ("top", "nested")
+                                                          for b in ("concat", "head1", "head2", "head3")}
+    assert all(0.0 <= float(r["r1"]) <= 1.0 for r in saved)

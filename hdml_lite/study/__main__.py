@@ -25,6 +25,10 @@ def main(argv=None) -> int:
     col.add_argument("roots", nargs="+")
     col.add_argument("--out", default="results/paper_runs.csv")
     sub.add_parser("estimate", help="Colab T4 time estimate of each paper preset (an estimate)")
+    hdc = sub.add_parser("hdc", help="HDC: both routing modes and each head alone, 3 seeds -> hdc_table.csv")
+    hdc.add_argument("--out", default="results")
+    hdc.add_argument("--runs", default="runs/study")
+    hdc.add_argument("--fast", action="store_true", help="tiny settings, 1 seed (the tests)")
     args = p.parse_args(argv)
 
     if args.command == "lab":
@@ -50,6 +54,10 @@ def main(argv=None) -> int:
         from .collect import collect
 
         collect(args.roots, args.out)
+    elif args.command == "hdc":
+        from .hdc import run_hdc_study
+
+        run_hdc_study(args.out, args.runs, seeds=1 if args.fast else 3, fast=args.fast)
     elif args.command == "estimate":
         from .collect import estimate_markdown
 
