@@ -10,6 +10,8 @@ reload the runs of earlier ones, as they do for a reader.
 import json
 import os
 import re
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -101,12 +103,23 @@ def test_executes_in_fast_mode(name, runs_dir, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("HDML_RUNS", str(runs_dir))
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    from jupyter_client.manager import KernelManager
+
     nb = nbformat.read(NB_DIR / name, as_version=4)
     before = _snapshot(*WATCHED)
     t0 = time.perf_counter()
-    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+    # IPC transport: unix sockets instead of TCP ports, so kernels started at the same time by
+    # other processes on the machine cannot race for the same ports
+    sockets = tempfile.mkdtemp(prefix="nbk")
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
+    client = nbclient.NotebookClient(nb, km=km, timeout=CELL_TIMEOUT, kernel_name="python3",
                                      resources={"metadata": {"path": str(NB_DIR)}})
-    client.execute()                      # raises CellExecutionError naming the failing cell
+    try:
+        client.execute()                  # raises CellExecutionError naming the failing cell
+    finally:
+        if km.has_kernel:                 # a km passed in is not shut down by nbclient
+            km.shutdown_kernel(now=True)
+        shutil.rmtree(sockets, ignore_errors=True)
     DURATIONS[name] = time.perf_counter() - t0
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
