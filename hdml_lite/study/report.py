@@ -65,7 +65,7 @@ def verdict(a: np.ndarray, b: np.ndarray) -> str:
 def plot_table(rows: list[dict], path: Path, metrics=("r1", "nmi", "f1")) -> None:
     import matplotlib.pyplot as plt
 
-    from ..viz.plots import OKABE_ITO
+    from ..viz.plots import OKABE_ITO, save_figure
 
     methods = list(dict.fromkeys(r["method"] for r in rows))
     fig, ax = plt.subplots(figsize=(max(7.0, 0.75 * len(methods) * len(metrics) / 2), 3.8))
@@ -83,13 +83,10 @@ def plot_table(rows: list[dict], path: Path, metrics=("r1", "nmi", "f1")) -> Non
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_curves(rows: list[dict], path: Path) -> None:
-    import matplotlib.pyplot as plt
-
     from ..viz.plots import plot_learning_curves
 
     hist: dict = {}
@@ -101,16 +98,14 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     for hs in histories.values():
         for h in hs:
             h["eval"].sort(key=lambda e: e["step"])
-    fig = plot_learning_curves(histories, metrics=("nmi", "f1", "r1"), split="test", path=None,
-                               title="Learning curves on the test classes (mean, min-max band over seeds); paper fig. 4-5")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plot_learning_curves(histories, metrics=("nmi", "f1", "r1"), split="test", path=path,
+                         title="Learning curves on the test classes (mean, min-max band over seeds); paper fig. 4-5")
 
 
 def plot_sweep(rows: list[dict], path: Path, reference: dict | None = None, chosen: float | None = None) -> None:
     import matplotlib.pyplot as plt
 
-    from ..viz.plots import OKABE_ITO
+    from ..viz.plots import OKABE_ITO, save_figure
 
     alphas = sorted({float(r["alpha"]) for r in rows})
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
@@ -135,8 +130,7 @@ def plot_sweep(rows: list[dict], path: Path, reference: dict | None = None, chos
         ax.legend(fontsize=7)
     fig.suptitle("Pulling-factor sweep (paper fig. 6-7): seed 0, trained on 80% of the train classes")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 # ---------------------------------------------------------------- markdown
@@ -315,7 +309,6 @@ def write_report(out: str | Path) -> Path:
 
 def render(study: dict, table, curves, sweep, selection, out: Path) -> str:
     steps, seeds = study.get("steps", "?"), study.get("seeds", "?")
-    wall = study.get("wall_s")
     fast = study.get("fast")
     lr, alpha = study.get("lr", {}), study.get("alpha", {})
     n_runs = study.get("runs_total") or len(selection) + len(table)

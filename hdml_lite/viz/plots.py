@@ -14,6 +14,13 @@ METRIC_NAMES = {"r1": "Recall@1", "nmi": "NMI", "f1": "F1", "map_r": "MAP@R", "r
 METRIC_NAMES.update({"r4": "Recall@4", "r8": "Recall@8", "r_precision": "R-precision"})
 
 
+def save_figure(fig, path: str | Path) -> None:
+    """Write ``fig`` to ``path`` (parent folders made, 110 dpi) and close it."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def eval_curve(history: dict, metric: str, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of ``metric`` on ``split`` from a trainer history."""
     rows = [e for e in history["eval"] if e["split"] == split and metric in e]
@@ -48,9 +55,7 @@ def plot_learning_curves(histories: dict, metrics=("r1", "nmi", "f1"), split: st
     fig.suptitle(title)
     fig.tight_layout()
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        save_figure(fig, path)
     return fig
 
 
@@ -71,8 +76,7 @@ def plot_loss(history: dict, keys=("loss",), path=None, title="Training loss"):
     ax.legend()
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        save_figure(fig, path)
     return fig
 
 
