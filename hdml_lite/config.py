@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 
@@ -23,11 +24,12 @@ class ConfigError(ValueError):
 @dataclass
 class DataConfig:
     dataset: str = "glyphs"          # glyphs | cub | cars196 | sop | omniglot | folder
-    root: str = ""                   # dataset folder; "" -> $HDML_DATA or ./data
+    root: str = ""                   # data folder; "" -> $HDML_DATA if set, else
+                                    #   $XDG_CACHE_HOME/hdml_lite (default ~/.cache/hdml_lite)
     split_file: str = ""             # folder datasets: optional explicit split file
     image_size: int = 32             # crop fed to the network (paper: 227)
     resize: int = 36                 # resize before cropping (paper: 256)
-    transforms: str = "small"        # small | paper (HDML_SPEC 1.7) | paper_noflip (HDC)
+    transforms: str = "small"        # small | paper (METHOD §1.7) | paper_noflip (HDC)
     sampler: str = "npair"           # npair | triplet | m_per_class
     batch_classes: int = 32          # classes per batch (N-pair: N)
     images_per_class: int = 2        # images per class in a batch (N-pair: 2)
@@ -52,7 +54,7 @@ class LossConfig:
     name: str = "npair"              # contrastive | triplet | semihard | lifted | npair | angular
     margin: float = 1.0              # triplet / semihard / lifted margin (contrastive: pos_margin, neg_margin)
     reduction: str = "sum"           # triplet: sum (official) | mean
-    l2_reg: float = 3e-3             # N-pair embedding L2 term (HDML_SPEC 1.6)
+    l2_reg: float = 3e-3             # N-pair embedding L2 term (METHOD §1.6)
     angle_deg: float = 45.0          # angular loss
     pos_margin: float = 0.0          # contrastive positive margin
     neg_margin: float = 1.0          # contrastive negative margin
@@ -67,12 +69,13 @@ class HDMLConfig:
     lr_gen: float = 1e-2             # generator Adam lr
     s_lr: float = 1e-3               # softmax classifier Adam lr
     gen_hidden: int = 512            # generator hidden width
-    form: str = "paper"              # paper | official (HDML_SPEC 1.2 / 1.3 reductions)
+    form: str = "paper"              # paper | official (METHOD §1.2 / §1.3 reductions)
     j_avg_mode: str = "epoch"        # epoch (paper) | block (official 64-step block means)
     block: int = 64                  # steps per block in block mode
     j_init: float = 1e6              # initial J_avg and J_gen
     softmax: bool = True             # ablation: False removes J_soft
     recon: bool = True               # ablation: False removes J_recon
+    bn_stats: str = "official"       # official: synthetic pass updates the embedding BN's running stats | real: it does not (METHOD §1.9)
 
 
 @dataclass
@@ -83,6 +86,10 @@ class HDCConfig:
     head_weights: list = field(default_factory=lambda: [1.0, 1.0, 1.0])  # test-time concat weights
     head_dim: int = 128              # per-head embedding size
     eval_head: int = -1              # -1: weighted concat of all heads; 1, 2, 3: that head alone (1-based)
+    loss_scale: str = "autograd"     # autograd (d(sum/count)) | released (released gradient scale: count/2)
+    param_groups: str = "plain"      # plain (trunk lr, heads lr*head_lr_mult) | released (biases 2x lr, no decay;
+                                    #   only the embedding FCs at lr*head_lr_mult)
+    aux_init: bool = True            # GoogLeNet + ImageNet weights: heads 1-2 conv/fc1 from aux1/aux2 (released)
 
 
 @dataclass
@@ -101,14 +108,17 @@ class OptimConfig:
 class TrainConfig:
     method: str = "baseline"         # baseline | hdml | hdc
     steps: int = 600                 # optimisation steps
-    seed: int = 0
+    seed: int = 0                    # seeds init, sampling and every step (resumable, reproducible)
     eval_every: int = 100            # evaluate (val split if any, else test) every N steps; 0: only at end
     ckpt_every: int = 100            # checkpoint every N steps (and at the end)
     out_dir: str = "runs/default"    # checkpoints, history, plots
     device: str = "auto"             # auto | cpu | cuda
     amp: bool = True                 # mixed precision on CUDA (ignored on CPU)
-    eval_batch: int = 256
+    eval_batch: int = 256            # images per forward pass at evaluation
     progress: bool = True            # tqdm progress bars
+    threads: int = 0                 # CPU threads per run (torch.set_num_threads); 0: auto (1 on CPU, see trainer)
+    kmeans_restarts: int = 1         # k-means n_init for NMI/F1 (released HDML code: 10)
+    kmeans_seed: int = 0             # k-means random_state (released HDML code: 1)
 
 
 @dataclass
@@ -153,6 +163,10 @@ def valid_keys(cfg: Config) -> list[str]:
     return keys
 
 
+_TYPE_WORDS = {int: "int (a whole number)", float: "float (a number)", bool: "bool (true/false)",
+               list: "list (e.g. [1,0.5,0.2] or 1,0.5,0.2)", str: "str"}
+
+
 def _parse(value: str, target_type, key: str):
     """Parse a command-line string into the field's type, or raise ConfigError."""
     t = target_type
@@ -172,10 +186,20 @@ def _parse(value: str, target_type, key: str):
             return value
         if t is list:
             v = json.loads(value) if value.strip().startswith("[") else [x for x in value.split(",") if x.strip()]
-            return [float(x) if not isinstance(x, (int, float)) else x for x in v]
-    except (ValueError, json.JSONDecodeError):
-        pass
-    raise ConfigError(f"config key {key}: cannot read {value!r} as {getattr(t, '__name__', t)}")
+            if not isinstance(v, list):
+                raise ValueError
+            out = []
+            for x in v:
+                if isinstance(x, bool) or isinstance(x, (list, dict)) or x is None:
+                    raise ConfigError(f"config key {key}: expected a flat list of numbers such as [1,0.5,0.2], "
+                                      f"got {value!r}")
+                out.append(x if isinstance(x, (int, float)) else float(x))
+            return out
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+    raise ConfigError(f"config key {key}: cannot read {value!r} as {_TYPE_WORDS.get(t, getattr(t, '__name__', t))}; "
+                      f"`python -m hdml_lite config` lists every key with its type and default")
 
 
 def set_key(cfg: Config, key: str, value) -> None:
@@ -195,7 +219,9 @@ def set_key(cfg: Config, key: str, value) -> None:
     elif t is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     elif not isinstance(value, t) or (t is int and isinstance(value, bool)):
-        raise ConfigError(f"config key {key}: expected {t.__name__}, got {value!r} ({type(value).__name__})")
+        raise ConfigError(f"config key {key}: expected {t.__name__}, got {value!r} ({type(value).__name__}); "
+                          f"`python -m hdml_lite config` lists every key with its type and default")
+    check_value(key, value)
     setattr(sub, parts[1], value)
 
 
@@ -203,6 +229,7 @@ def apply_overrides(cfg: Config, overrides: list[str] | dict | None) -> Config:
     """Return a copy of cfg with ``key=value`` strings (or a {key: value} dict) applied."""
     cfg = copy.deepcopy(cfg)
     if not overrides:
+        validate(cfg)
         return cfg
     items = overrides.items() if isinstance(overrides, dict) else []
     if not isinstance(overrides, dict):
@@ -215,4 +242,138 @@ def apply_overrides(cfg: Config, overrides: list[str] | dict | None) -> Config:
         items = parsed
     for k, v in items:
         set_key(cfg, k, v)
+    validate(cfg)
     return cfg
+
+
+# ---- value checks: one rule per key that has a range; every float must be finite ----
+_POSITIVE = "an integer > 0"
+_NON_NEGATIVE = "an integer >= 0"
+VALUE_RULES: dict[str, tuple] = {
+    # key: (check(value) -> bool, what was expected)
+    "data.image_size": (lambda v: v > 0, _POSITIVE),
+    "data.resize": (lambda v: v > 0, _POSITIVE),
+    "data.batch_classes": (lambda v: v > 0, _POSITIVE),
+    "data.images_per_class": (lambda v: v > 0, _POSITIVE),
+    "data.val_classes": (lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
+    "data.num_workers": (lambda v: v >= 0, _NON_NEGATIVE),
+    "data.max_classes": (lambda v: v >= 0, _NON_NEGATIVE + " (0: all)"),
+    "data.max_per_class": (lambda v: v >= 0, _NON_NEGATIVE + " (0: all)"),
+    "data.channels": (lambda v: v >= 0, _NON_NEGATIVE + " (0: dataset default)"),
+    "model.embedding_size": (lambda v: v > 0, _POSITIVE),
+    "model.width": (lambda v: v > 0, _POSITIVE),
+    "loss.margin": (lambda v: v >= 0, "a number >= 0"),
+    "loss.l2_reg": (lambda v: v >= 0, "a number >= 0"),
+    "loss.angle_deg": (lambda v: 0 < v < 90, "an angle in (0, 90) degrees"),
+    "hdml.alpha": (lambda v: v > 0, "a number > 0"),
+    "hdml.beta": (lambda v: v > 0, "a number > 0"),
+    "hdml.lambda_": (lambda v: v >= 0, "a number >= 0"),
+    "hdml.softmax_factor": (lambda v: v >= 0, "a number >= 0"),
+    "hdml.lr_gen": (lambda v: v > 0, "a learning rate > 0"),
+    "hdml.s_lr": (lambda v: v > 0, "a learning rate > 0"),
+    "hdml.gen_hidden": (lambda v: v > 0, _POSITIVE),
+    "hdml.block": (lambda v: v > 0, _POSITIVE),
+    "hdml.j_init": (lambda v: v > 0, "a number > 0"),
+    "hdc.fractions": (lambda v: len(v) > 0 and all(0 < x <= 1 for x in v),
+                      "a flat list of numbers in (0, 1], one per head, e.g. [1,0.5,0.2]"),
+    "hdc.head_weights": (lambda v: len(v) > 0 and all(x >= 0 for x in v),
+                         "a flat list of numbers >= 0, one per head, e.g. [1,1,1]"),
+    "hdc.head_dim": (lambda v: v > 0, _POSITIVE),
+    "hdc.neg_factor": (lambda v: v >= 0, "a number >= 0"),
+    "optim.lr": (lambda v: v > 0, "a learning rate > 0"),
+    "optim.head_lr_mult": (lambda v: v > 0, "a number > 0"),
+    "optim.weight_decay": (lambda v: v >= 0, "a number >= 0"),
+    "optim.wd_loss": (lambda v: v >= 0, "a number >= 0"),
+    "optim.momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "optim.milestones": (lambda v: all(x >= 0 and float(x).is_integer() for x in v),
+                         "a flat list of step numbers >= 0, e.g. [5000,8000]"),
+    "optim.gamma": (lambda v: v > 0, "a number > 0"),
+    "train.steps": (lambda v: v > 0, _POSITIVE),
+    "train.seed": (lambda v: v >= 0, _NON_NEGATIVE),
+    "train.eval_every": (lambda v: v >= 0, _NON_NEGATIVE + " (0: only at the end)"),
+    "train.ckpt_every": (lambda v: v >= 0, _NON_NEGATIVE + " (0: only at the end)"),
+    "train.eval_batch": (lambda v: v > 0, _POSITIVE),
+    "train.threads": (lambda v: v >= 0, _NON_NEGATIVE + " (0: auto)"),
+    "train.kmeans_restarts": (lambda v: v > 0, _POSITIVE),
+}
+
+
+def check_value(key: str, value) -> None:
+    """Raise ConfigError (one line: key, value, what was expected) when ``value`` is out of range.
+
+    Every float, and every number in a list, must be finite (nan / inf are rejected here,
+    before a run starts, not as a non-finite loss later)."""
+    numbers = value if isinstance(value, list) else [value]
+    for x in numbers:
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            if isinstance(value, list):
+                raise ConfigError(f"config key {key}={value!r}; expected a flat list of numbers")
+            continue
+        if not math.isfinite(x):
+            raise ConfigError(f"config key {key}={value!r}; expected a finite number")
+    rule = VALUE_RULES.get(key)
+    if rule is None or isinstance(value, bool) or not isinstance(value, (int, float, list)):
+        return
+    check, expected = rule
+    if not check(value):
+        raise ConfigError(f"config key {key}={value!r}; expected {expected}")
+
+
+def validate(cfg: Config) -> Config:
+    """Check every value of ``cfg`` against ``VALUE_RULES`` (and finiteness); returns cfg."""
+    for f in dataclasses.fields(cfg):
+        sub = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(sub):
+            for g in dataclasses.fields(sub):
+                check_value(f"{f.name}.{g.name}", getattr(sub, g.name))
+    return cfg
+
+
+# ---- `python -m hdml_lite config`: every key, its value and its comment, read from this file ----
+def key_comments() -> dict[str, str]:
+    """{"section.key": trailing comment} parsed from the dataclass sources in this module
+    (a comment-only line right below a field continues that field's comment)."""
+    import inspect
+    import io
+    import tokenize
+
+    out: dict[str, str] = {}
+    for f in dataclasses.fields(Config):
+        cls = f.default_factory if f.default_factory is not dataclasses.MISSING else None
+        if not (cls and dataclasses.is_dataclass(cls)):
+            continue
+        names = {g.name for g in dataclasses.fields(cls)}
+        src = inspect.getsource(cls)
+        last, line_key = None, {}
+        for tok in tokenize.generate_tokens(io.StringIO(src).readline):
+            if tok.type == tokenize.NAME and tok.start[1] == 4 and tok.string in names:
+                line_key[tok.start[0]] = last = tok.string
+            elif tok.type == tokenize.COMMENT:
+                text = tok.string.lstrip("#").strip()
+                key = line_key.get(tok.start[0])
+                if key is not None:
+                    out[f"{f.name}.{key}"] = text
+                elif last is not None and f"{f.name}.{last}" in out and tok.line.strip().startswith("#"):
+                    out[f"{f.name}.{last}"] += " " + text
+            elif tok.type == tokenize.NL and tok.line.strip() == "":
+                last = None
+    out["name"] = "preset name, for reports"
+    return out
+
+
+def describe(cfg: Config | None = None) -> list[str]:
+    """One line per key: ``section.key = value  # comment`` (and the default when cfg differs)."""
+    cfg = cfg if cfg is not None else Config()
+    default, comments = Config(), key_comments()
+    rows = []
+    for key in valid_keys(cfg):
+        sec, _, k = key.partition(".")
+        value = getattr(getattr(cfg, sec), k) if k else getattr(cfg, sec)
+        dval = getattr(getattr(default, sec), k) if k else getattr(default, sec)
+        note = comments.get(key, "")
+        if value != dval:
+            note = f"{note} (default: {json.dumps(dval)})".strip()
+        rows.append((key, json.dumps(value), note))
+    wk = max(len(r[0]) for r in rows)
+    wv = max(len(r[1]) for r in rows)
+    return [f"{k:<{wk}} = {v:<{wv}}  # {n}" if n else f"{k:<{wk}} = {v}" for k, v, n in rows]

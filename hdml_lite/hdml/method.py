@@ -30,12 +30,14 @@ from ..config import Config
 from ..losses import npair_loss, triplet_loss
 from ..models import build_metric_model
 from ..training.method import Method, check_finite, make_optimizer, metric_param_groups, weight_decay_loss
-from .augment import augment_npair, augment_triplet
+from .augment import augment_npair, augment_triplet, pull_factor
+from .diagnostics import accuracy, npair_hardness, triplet_hardness
 from .generator import Generator, SoftmaxHead
 from .objective import FORMS, generator_loss, metric_objective, npair_syn_loss, real_weight, synthetic_weight
 from .tracking import LossTracker
 
 LOSSES = ("npair", "triplet")
+BN_STATS = ("official", "real")
 
 
 def _adam(params: list, lr: float) -> torch.optim.Adam:
@@ -61,6 +63,8 @@ class HDMLMethod(Method):
                              f"(use train.method=baseline for the other losses)")
         if h.form not in FORMS:
             raise ValueError(f"hdml.form={h.form!r}; expected one of {', '.join(FORMS)}")
+        if h.bn_stats not in BN_STATS:
+            raise ValueError(f"hdml.bn_stats={h.bn_stats!r}; expected one of {', '.join(BN_STATS)}")
         if not (h.softmax or h.recon):
             raise ValueError("hdml.softmax=False and hdml.recon=False together leave the generator "
                              "without a loss; keep at least one")
@@ -128,7 +132,7 @@ class HDMLMethod(Method):
 
         y_all = self.generator(torch.cat([z, z_hat]))               # (B + M, F): one BN batch (official)
         y_recon, y_syn = y_all[:B], y_all[B:]                       # y' (B, F), y~ (M, F)
-        z_syn = self.model.head(y_syn)                              # z~ (M, E): same g, train mode
+        z_syn = self.embed_synthetic(y_syn)                         # z~ (M, E): same g, train mode
 
         parts = []
         if npair:
@@ -143,10 +147,36 @@ class HDMLMethod(Method):
                 parts = [(self.classifier(y_syn), syn_labels)]
         j_gen, j_recon, j_soft = generator_loss(y_recon, y, parts, h.lambda_, h.softmax_factor, h.form,
                                                 softmax=h.softmax, recon=h.recon)
-        ce_real = F.cross_entropy(self.classifier(y), labels)
+        logits_real = self.classifier(y)                            # (B, C)
+        ce_real = F.cross_entropy(logits_real, labels)
         j_metric = metric_objective(j_m, j_syn, h.beta, j_gen_avg)
+        with torch.no_grad():                                       # diagnostics (METHOD §5)
+            diag = {"acc_real": accuracy(logits_real, labels),
+                    "acc_syn": accuracy(self.classifier(y_syn), syn_labels),
+                    "pull_factor": pull_factor(h.alpha, j_avg)}
+            if npair:
+                diag.update(hard_real=npair_hardness(a, p), hard_aug=npair_hardness(a, cand),
+                            hard_gen=npair_hardness(z_syn[:N], z_syn[N:].view(N, N, E)))
+            else:
+                diag.update(hard_real=triplet_hardness(a, p, n), hard_aug=triplet_hardness(a, p, n_hat),
+                            hard_gen=triplet_hardness(z_syn[:T], z_syn[T:2 * T], z_syn[2 * T:]))
         return {"j_metric": j_metric, "j_m": j_m, "j_syn": j_syn, "j_gen": j_gen, "j_recon": j_recon,
-                "j_soft": j_soft, "ce_real": ce_real, "z": z, "z_hat": z_hat}
+                "j_soft": j_soft, "ce_real": ce_real, "z": z, "z_hat": z_hat, "diagnostics": diag}
+
+    def embed_synthetic(self, y_syn: Tensor) -> Tensor:
+        """z~ = g(y~) with the SAME embedding head g = BN + FC, BN in training mode (METHOD §1.3).
+
+        y_syn: (M, F) -> (M, E). ``hdml.bn_stats``: "official" (the released code) lets this pass
+        update the BN's running statistics, so test-time normalisation is partly made of
+        synthetics; "real" normalises with the synthetic batch's own statistics but leaves the
+        running statistics to the real features (METHOD §1.9).
+        """
+        head = self.model.head
+        if self.cfg.hdml.bn_stats == "official" or not head.training:
+            return head(y_syn)
+        bn = head.bn
+        y_norm = F.batch_norm(y_syn, None, None, bn.weight, bn.bias, training=True, eps=bn.eps)
+        return head.fc(y_norm)
 
     # ------------------------------------------------------------------ backward + step
     def backward(self, terms: dict[str, Tensor]) -> None:
@@ -167,7 +197,9 @@ class HDMLMethod(Method):
 
         Returns floats: loss (= J_metric), j_m (real-sample loss + weight decay, unweighted), j_syn
         (unweighted), j_gen = j_recon + j_soft, ce_real, and the constants this step used: j_avg,
-        j_gen_avg, weight_syn = 1 - exp(-beta / j_gen_avg).
+        j_gen_avg, weight_syn = 1 - exp(-beta / j_gen_avg); and the mechanism diagnostics
+        (``hdml/diagnostics.py``, METHOD §5): acc_real, acc_syn, pull_factor = exp(-alpha / j_avg),
+        hard_real, hard_aug, hard_gen (batch medians of d(a, n) / d(a, p)).
         """
         self.train()
         for opt in self.optimizers.values():
@@ -190,6 +222,7 @@ class HDMLMethod(Method):
         if self.tracker.mode == "epoch" and self.tracker.steps_in_period >= self.steps_per_epoch:
             self.tracker.end_epoch()
         out.update(j_avg=j_avg, j_gen_avg=j_gen_avg, weight_syn=synthetic_weight(beta, j_gen_avg))
+        out.update(t["diagnostics"])
         return out
 
     @torch.no_grad()
