@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
     d = sub.add_parser("download", help="download and verify a real dataset")
     d.add_argument("name", help="cub | sop | omniglot | cars196 (manual)")
-    d.add_argument("--root", default="", help="data folder (default: $HDML_DATA or ./data)")
+    d.add_argument("--root", default="", help="data folder (default: $HDML_DATA if set, else "
+                   "$XDG_CACHE_HOME/hdml_lite (default ~/.cache/hdml_lite)); the dataset goes to ROOT/NAME")
     d.set_defaults(func=cmd_download)
     m = sub.add_parser("demo", help="the main job: N-pair vs HDML(N-pair) on the embedded glyphs")
     m.add_argument("--fast", action="store_true", help="tiny settings (seconds), for tests")

@@ -8,7 +8,7 @@ EXTRA=${1:-}
 "$PY" -c 'import sys; assert sys.version_info >= (3, 10), "hdml_lite needs Python >= 3.10"' || {
   echo "error: hdml_lite needs Python >= 3.10 (found $("$PY" --version 2>&1))" >&2; exit 1; }
 MODS="hdml_lite torch torchvision numpy sklearn matplotlib openTSNE ipywidgets tqdm"
-[ "$EXTRA" = "test" ] && MODS="$MODS pytest pytorch_metric_learning nbclient nbformat ipykernel"
+[ "$EXTRA" = "test" ] && MODS="$MODS pytest pytorch_metric_learning faiss nbclient nbformat ipykernel"
 REPO=$(pwd)
 if (cd /tmp && "$PY" - "$MODS" "$REPO" <<'PYEOF' 2>/dev/null)
 import importlib, pathlib, sys

@@ -8,26 +8,15 @@ and hyper-parameter selection when ``data.val_classes > 0``), "test".
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 
+from .paths import data_root  # root if given, else $HDML_DATA, else $XDG_CACHE_HOME/hdml_lite
 from .base import ArrayDataset, CorruptImageError, ImageListDataset, Split, relabel, subset
 from .samplers import BatchRequestError, MPerClassSampler, NPairSampler, TripletSampler, make_sampler
 from .transforms import build_transforms
 
 DATASET_NAMES = ("glyphs", "cub", "cars196", "sop", "omniglot", "folder")
 GREY_DATASETS = ("glyphs", "omniglot")
-
-
-def data_root(root: str = "") -> Path:
-    """``root`` if given, else $HDML_DATA, else the repository's ``data/`` folder."""
-    if root:
-        return Path(root).expanduser()
-    if os.environ.get("HDML_DATA"):
-        return Path(os.environ["HDML_DATA"]).expanduser()
-    return Path(__file__).resolve().parents[2] / "data"
 
 
 def input_channels(dataset: str, backbone: str) -> int:

@@ -48,8 +48,8 @@ Timing (measured): generating the default set (``per_class=48, size=32``: 354 x 
 16,992 images) from scratch takes about 18 s of CPU time -- drawing the 6,600 (character,
 face) masters ~5 s, the duplicate check ~3 s, the augmentation ~10 s -- which was 80-110 s
 of wall time on 2 cores shared with about ten other busy processes; ``per_class=4`` takes
-about 1 s once the masters are drawn. It is cached as an .npz under ``data/`` (or
-``$HDML_DATA``, or ``~/.cache/hdml_lite``; 12 MB) and loads in about half a second afterwards.
+about 1 s once the masters are drawn. It is cached as an .npz in the data folder
+(``$HDML_DATA``, else ``$XDG_CACHE_HOME/hdml_lite``, default ``~/.cache/hdml_lite``; 12 MB) and loads in about half a second afterwards.
 """
 from __future__ import annotations
 
@@ -402,14 +402,10 @@ def class_split(class_names, seed: int = 0) -> tuple[list[str], list[str]]:
 
 
 def default_root() -> Path:
-    """``$HDML_DATA``, else ``<repo>/data`` in a writable checkout, else ``~/.cache/hdml_lite``."""
-    if os.environ.get("HDML_DATA"):
-        return Path(os.environ["HDML_DATA"])
-    repo = Path(__file__).resolve().parents[2]
-    data = repo / "data"
-    if (repo / "pyproject.toml").exists() and os.access(data if data.exists() else repo, os.W_OK):
-        return data
-    return Path.home() / ".cache" / "hdml_lite"
+    """The kit's data folder (``hdml_lite.data.paths.data_root``): $HDML_DATA, else
+    $XDG_CACHE_HOME/hdml_lite, else ~/.cache/hdml_lite."""
+    from .paths import data_root
+    return data_root()
 
 
 def params_hash(per_class: int, size: int, seed: int = 0) -> str:
