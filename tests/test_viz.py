@@ -1,6 +1,6 @@
 """hdml_lite.viz: slider update functions, t-SNE helpers, probes, result files, plots.
 
-Oracles: the closed-form augmentation (HDML_SPEC 1.1) computed by hand, cluster
+Oracles: the closed-form augmentation (docs/METHOD.md §1.1) computed by hand, cluster
 membership of placed points, the trainer's own weights (probed training must equal
 ``train``), and hand-computed means over seeds.
 """
@@ -365,3 +365,142 @@ def test_data_and_state_plots(tmp_path):
     lines = fig.axes[1].lines
     assert lines[0].get_ydata()[0] == pytest.approx(1.0, abs=1e-3)      # no pulling before the first block
     assert "J_avg" in " ".join(t.get_text() for t in fig.axes[0].get_legend().get_texts())
+
+
+# ------------------------------------------------------------------ one palette, mechanism panels
+def test_palette_one_colour_per_method_and_role():
+    from hdml_lite.viz import palette
+
+    methods = list(palette.METHOD_COLORS.values())
+    roles = [c for k, c in palette.ROLE_COLORS.items()]
+    assert len(set(methods)) == len(methods) >= 11                      # every method its own colour
+    assert not set(methods) & set(roles)                                # a role never looks like a method
+    assert not set(methods) & {c for c, _ in palette.SERIES} and not set(methods) & set(palette.FALLBACK)
+    names = {"lab_hdml_npair": "hdml_npair", "scratch_npair": "npair", "HDML (N-pair)": "hdml_npair",
+             "N-pair": "npair", "HDML (Triplet)": "hdml_triplet", "lab_triplet": "triplet",
+             "Semi-hard triplet": "semihard", "lab_semihard": "semihard", "HDC": "hdc", "lab_hdc": "hdc",
+             "HDML without J_soft": "hdml_npair_nosoftmax", "lab_hdml_npair_norecon": "hdml_npair_norecon",
+             "HDML (N-pair) w/o reconstruction": "hdml_npair_norecon", "Lifted structure": "lifted",
+             "lab_contrastive": "contrastive", "Angular": "angular", "cub_hdml_npair_official": "hdml_npair"}
+    for name, key in names.items():
+        assert palette.method_key(name) == key, name
+        assert palette.color_for(name) == palette.METHOD_COLORS[key]
+    # every display name the study uses maps back to its own key
+    from hdml_lite.study.paper import DISPLAY
+    for key, display in DISPLAY.items():
+        assert palette.method_key(display) == key and palette.method_key(f"lab_{key}") == key
+    assert palette.color_for("seed 1", index=0) in palette.FALLBACK
+    with pytest.raises(KeyError, match="seed 1"):
+        palette.color_for("seed 1")
+
+
+def test_learning_curves_use_the_method_colours():
+    from hdml_lite.viz.palette import METHOD_COLORS
+    from hdml_lite.viz.plots import plot_learning_curves
+
+    h = {"train": [], "eval": [{"step": s, "split": "test", "r1": 0.1 * s} for s in (1, 2)]}
+    fig = plot_learning_curves({"HDML (N-pair)": h, "N-pair": h, "HDML (N-pair) again": h}, metrics=("r1",))
+    lines = fig.axes[0].lines
+    assert [ln.get_color() for ln in lines] == [METHOD_COLORS["hdml_npair"], METHOD_COLORS["npair"],
+                                                METHOD_COLORS["hdml_npair"]]
+    assert lines[0].get_linestyle() != lines[2].get_linestyle()          # same method twice: another style
+
+
+def _fake_history(steps=60, acc_end=0.9, pull=0.3, hard_gen=1.6, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(steps):
+        t = s / (steps - 1)
+        rows.append({"step": s, "loss": 2.0 - t, "acc_real": acc_end * t, "acc_syn": 0.5 * acc_end * t,
+                     "weight_syn": 0.01 + 0.9 * t, "pull_factor": 1.0 if s < 10 else pull,
+                     "hard_real": 3.0 - t + 0.05 * rng.normal(), "hard_aug": 1.0 + (1 - t),
+                     "hard_gen": hard_gen + 0.05 * rng.normal()})
+    rows[5]["hard_gen"] = float("nan")                                   # a NaN step is skipped, not drawn
+    return {"train": rows, "eval": []}
+
+
+def test_plot_mechanism_draws_every_diagnostic_per_method(tmp_path):
+    from hdml_lite.viz.mechanism import light_window, plot_mechanism, series
+    from hdml_lite.viz.palette import METHOD_COLORS
+
+    hists = {"HDML (N-pair)": _fake_history(), "HDML without J_soft": _fake_history(acc_end=0.2, pull=1e-4, seed=1),
+             "N-pair": {"train": [{"step": s, "loss": 1.0} for s in range(60)], "eval": []}}
+    fig = plot_mechanism(hists)
+    a_cls, a_w, a_pull, a_hard = fig.axes
+    assert len(a_cls.lines) == 4 and len(a_w.lines) == 2 and len(a_pull.lines) == 2
+    assert len(a_hard.lines) == 2 * 3 + 1                                 # 3 hardness series x 2 runs + the d+ line
+    assert a_pull.get_yscale() == "log"
+    colours = {ln.get_color() for ln in a_w.lines}
+    assert colours == {METHOD_COLORS["hdml_npair"], METHOD_COLORS["hdml_npair_nosoftmax"]}
+    # light smoothing: a window of 3 over 60 steps; the line is the moving average of the series
+    steps, vals = series(hists["HDML (N-pair)"], "weight_syn")
+    w = light_window(len(vals))
+    assert w == 3
+    assert np.allclose(a_w.lines[0].get_ydata(), np.convolve(vals, np.ones(w) / w, mode="valid"))
+    assert len(series(hists["HDML (N-pair)"], "hard_gen")[1]) == 59
+    assert min(a_pull.lines[1].get_ydata()) == pytest.approx(1e-4)
+    plot_mechanism(hists, path=tmp_path / "m.png")
+    assert (tmp_path / "m.png").stat().st_size > 1000
+    fig = plot_mechanism({"N-pair": hists["N-pair"]})                    # no diagnostics: says so
+    assert "not logged" in fig.axes[0].texts[0].get_text()
+
+
+def test_plot_loss_window_adapts_and_legend_names():
+    from hdml_lite.viz.plots import plot_loss, smoothing_window
+
+    assert smoothing_window(6) == 1 and smoothing_window(100) == 10 and smoothing_window(1000) == 20
+    h = {"train": [{"step": s, "loss": float(s)} for s in range(6)]}
+    fig = plot_loss(h, keys=("loss",), labels={"loss": "J_metric"})
+    line = fig.axes[0].lines[0]
+    assert len(line.get_ydata()) == 6                                    # fast mode: every step drawn
+    assert fig.axes[0].get_legend().get_texts()[0].get_text() == "J_metric"
+
+
+def test_sweep_title_says_how_many_seeds():
+    one = [{"alpha": a, "seed": 0, "split": "test", "r1": 0.4, "nmi": 0.5, "f1": 0.1} for a in (0.0, 1.0, 90.0)]
+    assert results.sweep_caption(one) == "one seed per alpha"
+    fig = results.plot_sweep(one)
+    assert "one seed per alpha" in fig._suptitle.get_text() and "min-max" not in fig._suptitle.get_text()
+    assert len(fig.axes[0].collections) == 0                             # no band for one seed
+    three = [dict(r, seed=s, r1=0.4 + 0.01 * s, pull_factor=0.5) for r in one for s in range(3)]
+    assert results.sweep_caption(three) == "3 seeds per alpha: mean, band min-max"
+    fig = results.plot_sweep(three)
+    assert len(fig.axes[0].collections) == 1
+    assert fig.axes[0].get_xticklabels()[1].get_text() == "1\n(0.50)"      # the pull factor under the alpha
+    assert np.allclose(fig.axes[0].lines[0].get_ydata(), 41.0)
+
+
+def test_toy_alpha_zero_keeps_negative_and_synthetic_visible():
+    from hdml_lite.viz.palette import ROLE_COLORS
+
+    g = widgets.update_augmentation(0.0, 2.0, draw=True)
+    ax = g["fig"].axes[0]
+    offsets = {tuple(np.round(c.get_offsets()[0], 6)): c for c in ax.collections if len(c.get_offsets()) == 1}
+    key = tuple(np.round(g["negative"], 6))
+    assert key in offsets                                                 # z^ = z- at alpha = 0
+    marks = [c for c in ax.collections if len(c.get_offsets()) == 1
+             and np.allclose(c.get_offsets()[0], g["negative"])]
+    z = {c.get_label(): (c.get_zorder(), c.get_sizes()[0]) for c in marks}
+    neg, syn = z["negative $z^-$"], next(v for k, v in z.items() if k.startswith("synthetic"))
+    assert syn[0] > neg[0] and syn[1] < neg[1]                            # the smaller cross on the larger square
+    gen = [c for c in ax.collections if c.get_label().startswith("generated")][0]
+    assert gen.get_zorder() < neg[0] and len(gen.get_facecolor()) == 0 or gen.get_facecolor()[0][3] == 0
+    assert any("= z^-" in t.get_text() or r"\hat{z}^- = z^-" in t.get_text() for t in ax.texts)
+    assert ROLE_COLORS["negative"] != ROLE_COLORS["synthetic"]
+
+
+def test_tsne_colours_only_a_few_classes(small_map):
+    from hdml_lite.viz.palette import CLASS_COLORS, ROLE_COLORS
+
+    labels = np.repeat(np.arange(40), 3)
+    cols = tsne.class_colours(labels)
+    coloured = {c for c in cols if c != ROLE_COLORS["other"]}
+    assert len(coloured) == len(CLASS_COLORS) == len(tsne.highlight_classes(labels))
+    per_class = {}
+    for lab, c in zip(labels, cols):
+        per_class.setdefault(c, set()).add(int(lab))
+    assert all(len(v) == 1 for c, v in per_class.items() if c != ROLE_COLORS["other"])   # no shared colour
+    _, x, small_labels, emb = small_map
+    names = [f"c{i}" for i in range(int(small_labels.max()) + 1)]
+    fig = tsne.plot_tsne_map(np.asarray(emb), small_labels, class_names=names, n_thumbs=0)
+    assert {t.get_text() for t in fig.axes[0].texts} <= set(names) and fig.axes[0].texts

@@ -35,7 +35,7 @@ from ..hdml.augment import pull_factor
 from ..hdml.objective import synthetic_weight
 from ..training.schedule import lr_scale
 from ..training.trainer import _fetch, build_method, ks_for, seed_step
-from .plots import OKABE_ITO
+from .palette import HDC_HEAD_COLORS, ROLE_COLORS
 
 
 @contextlib.contextmanager
@@ -147,7 +147,7 @@ def hdml_probe(method, x: torch.Tensor, labels: torch.Tensor) -> dict:
 def plot_hdc_selection(rec: dict, title: str | None = None):
     """Per head (columns): squared distances of the negative pairs (top row) and positive pairs
     (bottom row), all pairs against the pairs the head keeps. Kept negatives with zero loss
-    (beyond d^2 = 1) are drawn apart: they add nothing to the head's loss (HDML_SPEC section 2)."""
+    (beyond d^2 = 1) are drawn apart: they add nothing to the head's loss (docs/METHOD.md §2)."""
     heads = rec["heads"]
     fig, axes = plt.subplots(2, len(heads), figsize=(4.2 * len(heads), 5.8), squeeze=False)
     bins = np.linspace(0, 4, 41)
@@ -156,7 +156,7 @@ def plot_hdc_selection(rec: dict, title: str | None = None):
         kept, active = hd["neg_kept"], hd["neg_loss"] > 0
         ax.hist(hd["neg_d2"], bins=bins, color="0.8", label=f"all negatives ({len(kept)})")
         ax.hist([hd["neg_d2"][kept & active], hd["neg_d2"][kept & ~active]], bins=bins, stacked=True,
-                color=[OKABE_ITO[k], "0.45"],
+                color=[HDC_HEAD_COLORS[k], "0.45"],
                 label=[f"kept, loss > 0 ({int((kept & active).sum())})", f"kept, loss 0 ({int((kept & ~active).sum())})"])
         ax.axvline(1.0, color="black", ls="--", lw=1, label="d^2 = 1: loss 0 beyond")
         ax.set_xlabel("d^2 of a negative pair (unit sphere)")
@@ -165,7 +165,7 @@ def plot_hdc_selection(rec: dict, title: str | None = None):
         ax.legend(fontsize=7)
         ax = axes[1][k]
         ax.hist(hd["pos_d2"], bins=bins, color="0.8", label=f"all positives ({len(hd['pos_d2'])})")
-        ax.hist(hd["pos_d2"][hd["pos_kept"]], bins=bins, color=OKABE_ITO[k],
+        ax.hist(hd["pos_d2"][hd["pos_kept"]], bins=bins, color=HDC_HEAD_COLORS[k],
                 label=f"kept ({int(hd['pos_kept'].sum())}): the farthest")
         ax.set_xlabel("d^2 of a positive pair (unit sphere)")
         ax.set_ylabel("pairs")
@@ -185,7 +185,8 @@ def plot_hdml_synthesis(rec: dict, title: str | None = None):
     hi = float(np.percentile(np.concatenate(list(ratios.values())), 99))
     bins = np.linspace(0, max(hi, 1.5), 41)
     for i, (name, r) in enumerate(ratios.items()):
-        ax.hist(r, bins=bins, histtype="step", lw=2, color=OKABE_ITO[[1, 3, 4][i]], label=name)
+        ax.hist(r, bins=bins, histtype="step", lw=2, color=ROLE_COLORS[("negative", "synthetic", "generated")[i]],
+                label=name)
     ax.axvline(1.0, color="black", ls="--", lw=1, label="= d+ (the positive's distance)")
     ax.set_xlabel("distance to the anchor / d+")
     ax.set_ylabel("(anchor, negative) pairs")
@@ -225,9 +226,9 @@ def plot_hardness_over_steps(hdc_probes: list, hdml_probes: list):
     fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(15, 3.7))
     if len(h["hdc_steps"]):
         for k in range(3):
-            a1.plot(h["hdc_steps"], 100 * h[f"hdc_active_neg_h{k + 1}"], color=OKABE_ITO[k], marker="o",
+            a1.plot(h["hdc_steps"], 100 * h[f"hdc_active_neg_h{k + 1}"], color=HDC_HEAD_COLORS[k], marker="o",
                     label=f"head {k + 1}")
-            a2.plot(h["hdc_steps"], h[f"hdc_kept_pos_h{k + 1}"], color=OKABE_ITO[k], marker="o",
+            a2.plot(h["hdc_steps"], h[f"hdc_kept_pos_h{k + 1}"], color=HDC_HEAD_COLORS[k], marker="o",
                     label=f"kept by head {k + 1} ({100 * hdc_probes[0]['heads'][k]['pos_kept'].mean():.0f}%)")
         a2.plot(h["hdc_steps"], h["hdc_all_pos_h3"], color="0.5", ls=":", marker="o", label="all positives (head 3)")
     a1.axhline(20, color="0.4", ls="--", lw=1, label="head 3's share (20%)")
@@ -243,7 +244,8 @@ def plot_hardness_over_steps(hdc_probes: list, hdml_probes: list):
     a2.grid(alpha=0.3)
     names = {"hdml_d_neg": "real negatives", "hdml_d_syn": "synthetic z^", "hdml_d_gen": "generated z~"}
     for i, (k, n) in enumerate(names.items()):
-        a3.plot(h["hdml_steps"], h[k], color=OKABE_ITO[[1, 3, 4][i]], marker="o", label=n)
+        a3.plot(h["hdml_steps"], h[k], color=ROLE_COLORS[("negative", "synthetic", "generated")[i]], marker="o",
+                label=n)
     a3.axhline(1.0, color="black", ls="--", lw=1, label="d+")
     a3.set_xlabel("training step")
     a3.set_ylabel("median distance to anchor / d+")

@@ -1,6 +1,6 @@
-"""Plots a person would rather look at than read: learning curves, result bars.
+"""Plots a person would rather look at than read: learning curves, losses, sample grids.
 
-Colours: the Okabe-Ito palette, readable for colour-blind readers.
+Colours: ``hdml_lite.viz.palette`` (one colour per method; black and greys for other series).
 """
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .palette import SERIES, color_for
+
+# The Okabe-Ito colours (kept for code outside viz/ that indexes them; viz/ itself uses palette.py)
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+LINESTYLES = ("-", "--", ":", "-.")
 METRIC_NAMES = {"r1": "Recall@1", "nmi": "NMI", "f1": "F1", "map_r": "MAP@R", "r2": "Recall@2"}
 METRIC_NAMES.update({"r4": "Recall@4", "r8": "Recall@8", "r_precision": "R-precision"})
 
@@ -32,7 +36,10 @@ def plot_learning_curves(histories: dict, metrics=("r1", "nmi", "f1"), split: st
     """One panel per metric, one line per run. ``histories``: {label: history or [histories over seeds]}.
 
     With several seeds per label, the line is the mean and the band the min-max spread.
+    Colours: ``palette.color_for(label)``; labels naming the same method differ by line style.
     """
+    colours = [color_for(label, i) for i, label in enumerate(histories)]
+    styles = [LINESTYLES[colours[:i].count(c) % len(LINESTYLES)] for i, c in enumerate(colours)]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for i, (label, hs) in enumerate(histories.items()):
@@ -43,8 +50,8 @@ def plot_learning_curves(histories: dict, metrics=("r1", "nmi", "f1"), split: st
                 continue
             steps = curves[0][0][:n]
             vals = np.stack([c[1][:n] for c in curves]) * 100
-            colour = OKABE_ITO[i % len(OKABE_ITO)]
-            ax.plot(steps, vals.mean(0), marker="o", ms=3, color=colour, label=label)
+            colour = colours[i]
+            ax.plot(steps, vals.mean(0), marker="o", ms=3, color=colour, ls=styles[i], label=label)
             if len(hs) > 1:
                 ax.fill_between(steps, vals.min(0), vals.max(0), color=colour, alpha=0.2)
         ax.set_xlabel("training step")
@@ -59,19 +66,38 @@ def plot_learning_curves(histories: dict, metrics=("r1", "nmi", "f1"), split: st
     return fig
 
 
-def plot_loss(history: dict, keys=("loss",), path=None, title="Training loss"):
-    """Training losses against steps (a moving average of 20 steps)."""
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+def smoothing_window(n: int, max_window: int = 20) -> int:
+    """Moving-average window for a series of n points: about n / 10, at least 1, at most ``max_window``."""
+    return int(max(1, min(max_window, n // 10)))
+
+
+def moving_average(steps, vals, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of the trailing moving average over ``window`` points (NaN-free input (T,))."""
+    steps, vals = np.asarray(steps), np.asarray(vals, dtype=float)
+    if len(vals) == 0 or window <= 1:
+        return steps, vals
+    return steps[window - 1:], np.convolve(vals, np.ones(window) / window, mode="valid")
+
+
+def plot_loss(history: dict, keys=("loss",), path=None, title="Training loss", labels: dict | None = None,
+              log: bool = False):
+    """Training losses against steps, a moving average over ``smoothing_window(n)`` steps (about
+    a tenth of the run, at most 20: a 6-step run is drawn unsmoothed). ``labels``: legend text per
+    key (default: the key), so that the legend can use the title's names."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    w = 1
     for i, k in enumerate(keys):
         steps = np.array([r["step"] for r in history["train"] if k in r])
         vals = np.array([r[k] for r in history["train"] if k in r])
         if len(vals) == 0:
             continue
-        w = min(20, len(vals))
-        smooth = np.convolve(vals, np.ones(w) / w, mode="valid")
-        ax.plot(steps[w - 1:], smooth, color=OKABE_ITO[i % len(OKABE_ITO)], label=k)
+        w = smoothing_window(len(vals))
+        colour, ls = SERIES[i % len(SERIES)]
+        ax.plot(*moving_average(steps, vals, w), color=colour, ls=ls, label=(labels or {}).get(k, k))
+    if log:
+        ax.set_yscale("log")
     ax.set_xlabel("training step")
-    ax.set_ylabel("loss (moving average)")
+    ax.set_ylabel(f"loss (moving average over {w} steps)" if w > 1 else "loss (per step)")
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
@@ -117,17 +143,18 @@ def plot_hdml_state(history: dict, alpha: float, beta: float, title: str = "HDML
     rows = [r for r in history["train"] if "j_avg" in r]
     steps = np.array([r["step"] for r in rows])
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
-    a1.plot(steps, [r["j_avg"] for r in rows], color=OKABE_ITO[0], label="J_avg (metric loss)")
-    a1.plot(steps, [r["j_gen_avg"] for r in rows], color=OKABE_ITO[1], label="J_gen (generator loss)")
+    (c0, s0), (c1, s1) = SERIES[:2]
+    a1.plot(steps, [r["j_avg"] for r in rows], color=c0, ls=s0, label="J_avg (metric loss)")
+    a1.plot(steps, [r["j_gen_avg"] for r in rows], color=c1, ls=s1, label="J_gen (generator loss)")
     a1.set_yscale("log")
     a1.set_xlabel("training step")
     a1.set_ylabel("running mean (log scale)")
     a1.set_title("Running losses (held fixed within a block)")
     a1.legend(fontsize=8)
     a1.grid(alpha=0.3)
-    a2.plot(steps, [pull_factor(alpha, r["j_avg"]) for r in rows], color=OKABE_ITO[0],
+    a2.plot(steps, [pull_factor(alpha, r["j_avg"]) for r in rows], color=c0, ls=s0,
             label=f"exp(-alpha/J_avg), alpha = {alpha:g}")
-    a2.plot(steps, [r["weight_syn"] for r in rows], color=OKABE_ITO[1], label=f"weight of J_syn, beta = {beta:g}")
+    a2.plot(steps, [r["weight_syn"] for r in rows], color=c1, ls=s1, label=f"weight of J_syn, beta = {beta:g}")
     a2.set_ylim(-0.05, 1.05)
     a2.set_xlabel("training step")
     a2.set_ylabel("factor")

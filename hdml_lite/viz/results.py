@@ -3,7 +3,7 @@
     rows = read_csv("results/lab_table.csv")      # method,seed,nmi,f1,r1,r2,r4,r8,map_r,train_s
     summary = summarise(rows)                     # {method: {metric: (mean, std, n)}}
     histories = curves_to_histories(read_csv("results/curves.csv"))   # for plot_learning_curves
-    plot_sweep(read_csv("results/sweep.csv"))     # alpha,seed,split,r1,nmi,f1
+    plot_sweep(read_csv("results/sweep.csv"))     # alpha,seed,split,r1,nmi,f1[,pull_factor]
 
 Scores in the CSV files are fractions in [0, 1] (the kit's convention); tables print %.
 """
@@ -18,9 +18,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..study.paper import DATASETS, DISPLAY, PAPER, dataset_key, split_name
-from .plots import METRIC_NAMES, OKABE_ITO
+from .palette import color_for
+from .plots import METRIC_NAMES
 
-# The papers' numbers (HDML_SPEC 1.8 and 2) live in one place: hdml_lite.study.paper.
+# The papers' numbers (docs/METHOD.md §1.8 and §2) live in one place: hdml_lite.study.paper.
 PAPER_ROWS = ("triplet", "hdml_triplet", "npair", "hdml_npair", "hdc")
 TABLE_METRICS = ("nmi", "f1", "r1", "r2", "r4", "r8")
 
@@ -94,7 +95,7 @@ def metrics_to_summary(runs: dict) -> dict:
 def comparison_markdown(summary: dict, metrics=TABLE_METRICS, paper_dataset: str | None = "cars",
                         caption: str = "") -> str:
     """A markdown table: the kit's rows (mean ± std over seeds, %) then the paper's rows for
-    ``paper_dataset`` (HDML_SPEC 1.8; HDC: R@1 only), clearly marked as another dataset."""
+    ``paper_dataset`` (METHOD §1.8; HDC: R@1 only), clearly marked as another dataset."""
     head = "| source | method | " + " | ".join(METRIC_NAMES.get(m, m.upper()) for m in metrics) + " |"
     lines = [head, "|" + "---|" * (len(metrics) + 2)]
     for name, ms in summary.items():
@@ -128,41 +129,68 @@ def curves_to_histories(rows: list[dict], split: str | None = None) -> dict:
             for m, seeds in per.items()}
 
 
+def seeds_per_alpha(rows: list[dict], split: str = "test") -> list[int]:
+    """Number of distinct seeds of each alpha (sorted by alpha) among ``split``'s rows."""
+    rows = [r for r in rows if r.get("split", split) == split]
+    alphas = sorted({float(r["alpha"]) for r in rows})
+    return [len({r.get("seed", 0) for r in rows if float(r["alpha"]) == a}) for a in alphas]
+
+
+def sweep_caption(rows: list[dict], split: str = "test") -> str:
+    """What the sweep figure shows, read from the rows: "3 seeds per alpha: mean, band min-max",
+    "one seed per alpha", or "1-3 seeds per alpha: mean, band min-max"."""
+    n = seeds_per_alpha(rows, split)
+    if not n:
+        return "no rows"
+    lo, hi = min(n), max(n)
+    if hi == 1:
+        return "one seed per alpha"
+    count = f"{lo} seeds" if lo == hi else f"{lo}-{hi} seeds"
+    return f"{count} per alpha: mean, band min-max"
+
+
 def plot_sweep(rows: list[dict], metrics=("r1", "nmi", "f1"), split: str = "test", ax_row=None,
                title: str = "Pulling factor alpha (paper fig. 7)", reference: dict | None = None):
     """One panel per metric: mean over seeds against alpha (log axis; alpha = 0 drawn left of the smallest
-    positive alpha, ticks at the swept values), min-max band over seeds.
+    positive alpha, ticks at the swept values), min-max band when an alpha has several seeds.
 
-    rows: sweep.csv rows (alpha, seed, split, metrics). reference: optional {metric: value} of a
-    baseline drawn as a horizontal line. Returns the figure.
+    rows: sweep.csv rows (alpha, seed, split, metrics; optional ``pull_factor``, the run's final
+    exp(-alpha/J_avg), printed under each tick). The title gets ``sweep_caption(rows)`` appended,
+    so it says how many seeds there are. reference: optional {metric: value} of a baseline drawn
+    as a horizontal line. Returns the figure.
     """
     rows = [r for r in rows if r.get("split", split) == split]
     alphas = sorted({float(r["alpha"]) for r in rows})
     if ax_row is None:
-        fig, ax_row = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+        fig, ax_row = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
         ax_row = ax_row[0]
     fig = ax_row[0].figure
-    for i, (ax, m) in enumerate(zip(ax_row, metrics)):
+    pulls = [[r["pull_factor"] for r in rows if float(r["alpha"]) == a and isinstance(r.get("pull_factor"), float)]
+             for a in alphas]
+    ticks = [f"{a:g}" + (f"\n({np.mean(p):.2f})" if p else "") for a, p in zip(alphas, pulls)]
+    colour, base_colour = color_for("hdml_npair"), color_for("npair")
+    for ax, m in zip(ax_row, metrics):
         vals = [[100 * r[m] for r in rows if float(r["alpha"]) == a and isinstance(r.get(m), float)] for a in alphas]
         mean = np.array([np.mean(v) if v else np.nan for v in vals])
         positive = [a for a in alphas if a > 0]
         # log axis; alpha = 0 (no augmentation) drawn a quarter of the smallest positive alpha to the left
         x = np.array([a if a > 0 else (min(positive) / 4 if positive else 1.0) for a in alphas])
-        ax.plot(x, mean, marker="o", color=OKABE_ITO[0], label="HDML (N-pair)")
-        if any(len(v) > 1 for v in vals):
+        several = any(len(v) > 1 for v in vals)
+        ax.plot(x, mean, marker="o", color=colour, label="HDML (N-pair)" + (", mean over seeds" if several else ""))
+        if several:
             ax.fill_between(x, [min(v) if v else np.nan for v in vals], [max(v) if v else np.nan for v in vals],
-                            color=OKABE_ITO[0], alpha=0.2, label="min-max over seeds")
+                            color=colour, alpha=0.2, label="min-max over seeds")
         if reference and m in reference:
-            ax.axhline(100 * reference[m], color=OKABE_ITO[1], ls="--", label="baseline N-pair")
+            ax.axhline(100 * reference[m], color=base_colour, ls="--", label="baseline N-pair")
         ax.set_xscale("log")
         ax.minorticks_off()
-        ax.set_xticks(x, [f"{a:g}" for a in alphas])
-        ax.set_xlabel("alpha (pulling factor)")
+        ax.set_xticks(x, ticks, fontsize=8 if any(pulls) else None)
+        ax.set_xlabel("alpha" + (" (final pull factor exp(-alpha/J_avg))" if any(pulls) else " (pulling factor)"))
         ax.set_ylabel(f"{METRIC_NAMES.get(m, m)} (%)")
         ax.set_title(f"{METRIC_NAMES.get(m, m)} on {split} classes")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(f"{title}: {sweep_caption(rows, split)}")
     fig.tight_layout()
     return fig
 
@@ -177,7 +205,7 @@ def plot_result_bars(summary: dict, metrics=("r1", "nmi", "f1"), title: str = "F
         mean = [100 * summary[n].get(m, (np.nan, 0, 0))[0] for m in metrics]
         std = [100 * summary[n].get(m, (np.nan, 0, 0))[1] for m in metrics]
         ax.bar(x + (i - (len(names) - 1) / 2) * width, mean, width, yerr=std, capsize=3,
-               color=OKABE_ITO[i % 8], hatch="//" if i >= 8 else None, edgecolor="white", label=label(n))
+               color=color_for(n, i), edgecolor="white", label=label(n))
     ax.set_xticks(x, [METRIC_NAMES.get(m, m) for m in metrics])
     ax.set_ylabel("score (%)")
     ax.set_title(title)

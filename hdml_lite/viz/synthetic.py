@@ -9,7 +9,7 @@ classes j (two images each: a_j, p_j), the N-pair augmentation
 (``hdml_lite.hdml.augment_npair``) pulls every p_j toward z with reference d(z, z+);
 row 0 of its output holds z's synthetic negatives z^_j. The generator maps them to
 features, y~_j = G(z^_j), and the SAME embedding layer re-embeds them, z~_j = g(y~_j)
-(HDML_SPEC 1.2-1.3), both in eval mode. Both sets are L2-normalised and placed into the
+(METHOD §1.2-1.3), both in eval mode. Both sets are L2-normalised and placed into the
 existing map with ``place`` (openTSNE ``transform``); the map itself does not move.
 """
 from __future__ import annotations

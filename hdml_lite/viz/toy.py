@@ -20,9 +20,10 @@ import torch
 
 from ..hdml.augment import augment_triplet, pull_factor
 from ..hdml.objective import synthetic_weight
-from .plots import OKABE_ITO
+from .palette import ROLE_COLORS, SERIES
 
 MARKERS = ("o", "s", "^")
+CLASS_ROLES = ("positive", "negative", "other")     # toy class 0: the anchor's; 1: the negative's; 2: another
 
 
 def _curves(t: np.ndarray) -> list[np.ndarray]:
@@ -95,26 +96,39 @@ def augmentation_geometry(toy: ToyData, alpha: float, j_avg: float) -> dict:
 
 
 def draw_augmentation(ax, toy: ToyData, geom: dict, show_generated: bool = True, legend: bool = True):
-    """Draw the toy classes, the tuple, the synthetic negative and the circles d+ and d(z, z^)."""
+    """Draw the toy classes, the tuple, the synthetic negative and the circles d+ and d(z, z^).
+
+    Colours: ``palette.ROLE_COLORS`` (the anchor's class grey like the positive, the negative's
+    class rose like the negative). When z^ coincides with z- (alpha = 0, or an already hard
+    negative) both stay visible: z- is a large square, z^ a smaller cross on top, and the
+    generated cartoon a hollow diamond drawn around them.
+    """
     for k in range(3):
         m = toy.labels == k
-        ax.plot(*toy.curves[k].T, color=OKABE_ITO[k], lw=1, alpha=0.35)
-        ax.scatter(*toy.points[m].T, s=14, color=OKABE_ITO[k], marker=MARKERS[k], alpha=0.45,
+        colour = ROLE_COLORS[CLASS_ROLES[k]]
+        ax.plot(*toy.curves[k].T, color=colour, lw=1, alpha=0.35)
+        ax.scatter(*toy.points[m].T, s=14, color=colour, marker=MARKERS[k], alpha=0.45,
                    label=f"class {k}" + (" (anchor's)" if k == 0 else " (negative's)" if k == 1 else ""))
     a, p, n, s = geom["anchor"], geom["positive"], geom["negative"], geom["synthetic"]
     ax.plot(*np.stack([a, n]).T, ls="--", color="0.4", lw=1)
     for r, ls, lab in ((geom["d_pos"], ":", r"$d^+ = d(z, z^+)$"), (geom["d_syn"], "-", r"$d(z, \hat{z}^-)$")):
         ax.add_patch(plt.Circle(a, r, fill=False, ls=ls, color="0.3", lw=1, label=lab))
-    ax.scatter(*a, s=170, marker="*", color="black", zorder=5, label=r"anchor $z$")
-    ax.scatter(*p, s=80, marker="o", facecolor=OKABE_ITO[0], edgecolor="black", zorder=5, label=r"positive $z^+$")
-    ax.scatter(*n, s=80, marker="s", facecolor=OKABE_ITO[1], edgecolor="black", zorder=5, label=r"negative $z^-$")
-    ax.scatter(*s, s=110, marker="X", color=OKABE_ITO[3], edgecolor="black", zorder=6,
-               label=r"synthetic $\hat{z}^-$ (augment_triplet)")
-    if show_generated:
+    ax.scatter(*a, s=170, marker="*", color=ROLE_COLORS["anchor"], zorder=5, label=r"anchor $z$")
+    ax.scatter(*p, s=80, marker="o", facecolor=ROLE_COLORS["positive"], edgecolor="black", zorder=5,
+               label=r"positive $z^+$")
+    same = bool(np.linalg.norm(s - n) < 1e-9)
+    if show_generated:                                  # below the others, hollow: never hides them
         g = geom["generated"]
-        ax.annotate("", xy=g, xytext=s, arrowprops=dict(arrowstyle="->", color=OKABE_ITO[4], lw=1.5))
-        ax.scatter(*g, s=90, marker="D", facecolor="white", edgecolor=OKABE_ITO[4], lw=2, zorder=6,
+        if np.linalg.norm(g - s) > 0.15:
+            ax.annotate("", xy=g, xytext=s, arrowprops=dict(arrowstyle="->", color=ROLE_COLORS["generated"], lw=1.5))
+        ax.scatter(*g, s=260, marker="D", facecolor="none", edgecolor=ROLE_COLORS["generated"], lw=2, zorder=4,
                    label="generated (cartoon: back on class 1)")
+    ax.scatter(*n, s=130, marker="s", facecolor=ROLE_COLORS["negative"], edgecolor="black", zorder=5,
+               label=r"negative $z^-$")
+    ax.scatter(*s, s=70, marker="X", color=ROLE_COLORS["synthetic"], edgecolor="white", lw=0.8, zorder=6,
+               label=r"synthetic $\hat{z}^-$ (augment_triplet)" + (r" $= z^-$ here" if same else ""))
+    if same:
+        ax.annotate(r"$\hat{z}^- = z^-$", xy=n, xytext=(10, -16), textcoords="offset points", fontsize=9)
     ax.set_aspect("equal")
     ax.set_xlim(-3.3, 5.4)
     ax.set_ylim(-2.6, 3.0)
@@ -132,7 +146,8 @@ def plot_pull_factor(ax=None, alphas=(1.0, 7.0, 90.0), j_avg=None):
     ax = ax or plt.subplots(figsize=(4.5, 3.4))[1]
     j = np.logspace(-1, 3, 200) if j_avg is None else np.asarray(j_avg)
     for i, al in enumerate(alphas):
-        ax.plot(j, [pull_factor(al, v) for v in j], color=OKABE_ITO[i % 8], label=f"alpha = {al:g}")
+        colour, ls = SERIES[i % len(SERIES)]
+        ax.plot(j, [pull_factor(al, v) for v in j], color=colour, ls=ls, label=f"alpha = {al:g}")
     ax.set_xscale("log")
     ax.set_xlabel("J_avg (running metric loss)")
     ax.set_ylabel("exp(-alpha / J_avg)")
@@ -147,7 +162,8 @@ def plot_synthetic_weight(ax=None, betas=(5e3, 1e4, 5e4), j_gen=None):
     ax = ax or plt.subplots(figsize=(4.5, 3.4))[1]
     j = np.logspace(2, 7, 200) if j_gen is None else np.asarray(j_gen)
     for i, b in enumerate(betas):
-        ax.plot(j, [synthetic_weight(b, v) for v in j], color=OKABE_ITO[i % 8], label=f"beta = {b:g}")
+        colour, ls = SERIES[i % len(SERIES)]
+        ax.plot(j, [synthetic_weight(b, v) for v in j], color=colour, ls=ls, label=f"beta = {b:g}")
     ax.set_xscale("log")
     ax.set_xlabel("J_gen (running generator loss)")
     ax.set_ylabel("weight of J_syn = 1 - exp(-beta / J_gen)")

@@ -4,7 +4,7 @@
     xy = place(tsne, new_points)                # new points into the EXISTING map (TSNEEmbedding.transform)
     thumbnail_scatter(ax, np.asarray(tsne), images, labels)
 
-Embeddings are L2-normalised first (the evaluation's geometry: HDML_SPEC section 4);
+Embeddings are L2-normalised first (the evaluation's geometry: METHOD §4);
 ``place`` normalises the new points the same way. New points do not move the map:
 openTSNE optimises only their positions against the fixed reference points.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-from .plots import OKABE_ITO
+from .palette import CLASS_COLORS, ROLE_COLORS
 
 
 def _as_array(emb, normalise: bool) -> np.ndarray:
@@ -67,9 +67,19 @@ def place(embedding, new_points, n_iter: int = 100, normalise: bool = True) -> n
     return xy
 
 
-def class_colours(labels) -> list[str]:
-    """One Okabe-Ito colour per point, cycling over classes (8 colours: classes share colours)."""
-    return [OKABE_ITO[int(c) % len(OKABE_ITO)] for c in np.asarray(labels)]
+def highlight_classes(labels, n: int = len(CLASS_COLORS)) -> np.ndarray:
+    """``n`` class ids to colour in a map, spread evenly over the sorted classes (deterministic)."""
+    classes = np.unique(np.asarray(labels))
+    n = min(n, len(classes), len(CLASS_COLORS))
+    return classes[np.linspace(0, len(classes) - 1, n).round().astype(int)] if n else classes[:0]
+
+
+def class_colours(labels, highlight=None) -> list[str]:
+    """One colour per point: each class in ``highlight`` (default ``highlight_classes``) its own
+    ``CLASS_COLORS`` entry, every other class light grey, so that no two classes share a colour."""
+    highlight = highlight_classes(labels) if highlight is None else np.asarray(highlight)
+    table = {int(c): CLASS_COLORS[k % len(CLASS_COLORS)] for k, c in enumerate(highlight)}
+    return [table.get(int(c), ROLE_COLORS["other"]) for c in np.asarray(labels)]
 
 
 def spread_indices(coords: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
@@ -96,22 +106,37 @@ def _thumb(img) -> np.ndarray:
 
 
 def thumbnail_scatter(ax, coords, images, labels, n_thumbs: int = 60, zoom: float = 0.9, seed: int = 0,
-                      title: str = "t-SNE of the test embeddings", point_size: float | None = None):
-    """Scatter of a 2-D map coloured by class, with image thumbnails at spread-out points.
+                      title: str = "t-SNE of the test embeddings", point_size: float | None = None,
+                      highlight=None, class_names=None):
+    """Scatter of a 2-D map, a few classes coloured (``class_colours``: the rest grey), with image
+    thumbnails at spread-out points.
 
-    coords (N, 2), images (N, [C,] H, W) uint8 or float, labels (N,). Returns ax.
+    coords (N, 2), images (N, [C,] H, W) uint8 or float, labels (N,). highlight: class ids to
+    colour (default: 8 spread over the classes); class_names: names indexed by label, written
+    at the median position of each highlighted class. Returns ax.
     point_size: default shrinks with N (30 for a hundred points, 5 for thousands).
     """
-    coords = np.asarray(coords)
+    coords, labels = np.asarray(coords), np.asarray(labels)
+    highlight = highlight_classes(labels) if highlight is None else np.asarray(highlight)
     if point_size is None:
         point_size = float(np.clip(3000.0 / max(len(coords), 1), 5.0, 30.0))
-    ax.scatter(coords[:, 0], coords[:, 1], s=point_size, c=class_colours(labels), alpha=0.6, linewidths=0)
+    colours = np.array(class_colours(labels, highlight))
+    on = np.isin(labels, highlight)
+    ax.scatter(coords[~on, 0], coords[~on, 1], s=point_size, c=colours[~on], alpha=0.5, linewidths=0)
+    ax.scatter(coords[on, 0], coords[on, 1], s=1.8 * point_size, c=colours[on], alpha=0.95,
+               edgecolors="black", linewidths=0.3, zorder=3)
     if images is not None and n_thumbs > 0:
         for i in spread_indices(coords, n_thumbs, seed):
             box = OffsetImage(_thumb(images[i]), zoom=zoom, cmap="gray")
-            ab = AnnotationBbox(box, coords[i], frameon=True, pad=0.05,
-                                bboxprops=dict(edgecolor=OKABE_ITO[int(np.asarray(labels)[i]) % 8], lw=1.2))
+            edge = colours[i] if on[i] else "0.6"
+            ab = AnnotationBbox(box, coords[i], frameon=True, pad=0.05, bboxprops=dict(edgecolor=edge, lw=1.2))
             ax.add_artist(ab)
+    if class_names is not None:
+        for c in highlight:
+            mid = np.median(coords[labels == c], axis=0)
+            ax.annotate(str(class_names[int(c)]), mid, fontsize=13, weight="bold", ha="center", va="center",
+                        color="black", zorder=6, bbox=dict(boxstyle="round,pad=0.15", fc=colours[labels == c][0],
+                                                           ec="black", lw=0.6, alpha=0.9))
     ax.set_xlabel("t-SNE 1")
     ax.set_ylabel("t-SNE 2")
     ax.set_title(title)
@@ -121,11 +146,12 @@ def thumbnail_scatter(ax, coords, images, labels, n_thumbs: int = 60, zoom: floa
 
 
 def plot_tsne_map(coords, labels, images=None, ax=None, title: str = "t-SNE of the test embeddings",
-                  n_thumbs: int = 60, zoom: float = 0.9):
+                  n_thumbs: int = 60, zoom: float = 0.9, highlight=None, class_names=None):
     """A new figure (or ``ax``) with ``thumbnail_scatter``; returns the figure."""
     if ax is None:
         fig, ax = plt.subplots(figsize=(8, 8))
     else:
         fig = ax.figure
-    thumbnail_scatter(ax, coords, images, labels, n_thumbs=n_thumbs, zoom=zoom, title=title)
+    thumbnail_scatter(ax, coords, images, labels, n_thumbs=n_thumbs, zoom=zoom, title=title,
+                      highlight=highlight, class_names=class_names)
     return fig

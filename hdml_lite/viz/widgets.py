@@ -16,9 +16,9 @@ from functools import lru_cache
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .plots import OKABE_ITO
+from .palette import ROLE_COLORS
 from .toy import ToyData, augmentation_geometry, draw_augmentation, toy_manifolds
-from .tsne import class_colours, thumbnail_scatter
+from .tsne import thumbnail_scatter
 
 
 @lru_cache(maxsize=1)
@@ -61,7 +61,8 @@ def nearest_alpha(alpha: float, available) -> float:
     return available[int(np.argmin([abs(a - float(alpha)) for a in available]))]
 
 
-def update_tsne_alpha(alpha: float, maps: dict, images=None, draw: bool = False, n_thumbs: int = 40) -> dict:
+def update_tsne_alpha(alpha: float, maps: dict, images=None, draw: bool = False, n_thumbs: int = 40,
+                      class_names=None) -> dict:
     """The t-SNE map of the model trained with ``alpha`` (the nearest trained one).
 
     maps: {alpha: {"coords": (N, 2), "labels": (N,), optional "metrics": {...}}}.
@@ -75,18 +76,19 @@ def update_tsne_alpha(alpha: float, maps: dict, images=None, draw: bool = False,
         fig, ax = plt.subplots(figsize=(7, 7))
         r1 = out["metrics"].get("r1")
         title = f"HDML trained with alpha = {a:g}" + (f"  (test R@1 {100 * r1:.1f}%)" if r1 is not None else "")
-        thumbnail_scatter(ax, out["points"], images, out["labels"], n_thumbs=n_thumbs, title=title)
+        thumbnail_scatter(ax, out["points"], images, out["labels"], n_thumbs=n_thumbs, title=title,
+                          class_names=class_names)
         fig.tight_layout()
         out["fig"] = fig
     return out
 
 
-def tsne_alpha_widget(maps: dict, images=None, n_thumbs: int = 40):
+def tsne_alpha_widget(maps: dict, images=None, n_thumbs: int = 40, class_names=None):
     """A slider over the trained alphas showing each model's map."""
     import ipywidgets as w
 
     def show(alpha):
-        update_tsne_alpha(alpha, maps, images, draw=True, n_thumbs=n_thumbs)
+        update_tsne_alpha(alpha, maps, images, draw=True, n_thumbs=n_thumbs, class_names=class_names)
         plt.show()
 
     options = [(f"{a:g}", a) for a in sorted(maps)]
@@ -96,22 +98,27 @@ def tsne_alpha_widget(maps: dict, images=None, n_thumbs: int = 40):
 
 # ---------------------------------------------------------------- synthetic negatives placed into a map
 def draw_synthetic(ax, explorer, view: dict, title: str | None = None):
-    """The map (small points) with the anchor, its positive, the real negatives, the synthetic
-    negatives z^ and their re-embedded generator outputs z~ at one alpha."""
+    """The map (small grey points; the anchor's class dark grey) with the anchor, its positive, the
+    real negatives, the synthetic negatives z^ and their re-embedded generator outputs z~ at one
+    alpha (colours: ``palette.ROLE_COLORS``)."""
     c = explorer.coords
-    ax.scatter(c[:, 0], c[:, 1], s=float(np.clip(3000.0 / len(c), 3.0, 30.0)), c=class_colours(explorer.labels),
-               alpha=0.3, linewidths=0)
+    own = explorer.labels == explorer.labels[explorer.anchor]
+    size = float(np.clip(3000.0 / len(c), 3.0, 30.0))
+    ax.scatter(c[~own, 0], c[~own, 1], s=size, color=ROLE_COLORS["other"], alpha=0.5, linewidths=0)
+    ax.scatter(c[own, 0], c[own, 1], s=size, color=ROLE_COLORS["positive"], alpha=0.6, linewidths=0,
+               label="anchor's class")
     neg, syn, gen = view["negatives_xy"], view["synthetic_xy"], view["generated_xy"]
     for (x0, y0), (x1, y1) in zip(neg, syn):
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops=dict(arrowstyle="->", color="0.35", lw=0.8))
-    ax.scatter(*neg.T, s=60, marker="s", facecolor=OKABE_ITO[1], edgecolor="black", label="real negatives z-", zorder=4)
-    ax.scatter(*syn.T, s=80, marker="X", color=OKABE_ITO[3], edgecolor="black", label="synthetic z^ (augment)",
-               zorder=5)
-    ax.scatter(*gen.T, s=60, marker="D", facecolor="white", edgecolor=OKABE_ITO[4], lw=2,
-               label="generated z~ = g(G(z^))", zorder=5)
-    ax.scatter(*view["positive_xy"], s=90, marker="o", facecolor=OKABE_ITO[0], edgecolor="black",
+    ax.scatter(*gen.T, s=90, marker="D", facecolor="none", edgecolor=ROLE_COLORS["generated"], lw=2,
+               label="generated z~ = g(G(z^)) (eval mode)", zorder=4)
+    ax.scatter(*neg.T, s=80, marker="s", facecolor=ROLE_COLORS["negative"], edgecolor="black",
+               label="real negatives z-", zorder=5)
+    ax.scatter(*syn.T, s=50, marker="X", color=ROLE_COLORS["synthetic"], edgecolor="white", lw=0.6,
+               label="synthetic z^ (augment)", zorder=6)
+    ax.scatter(*view["positive_xy"], s=90, marker="o", facecolor=ROLE_COLORS["positive"], edgecolor="black",
                label="positive z+", zorder=6)
-    ax.scatter(*view["anchor_xy"], s=220, marker="*", color="black", label="anchor z", zorder=7)
+    ax.scatter(*view["anchor_xy"], s=220, marker="*", color=ROLE_COLORS["anchor"], label="anchor z", zorder=7)
     ax.set_xlabel("t-SNE 1")
     ax.set_ylabel("t-SNE 2")
     ax.set_xticks([])
@@ -133,7 +140,7 @@ def update_synthetic(alpha: float, explorer, draw: bool = False) -> dict:
         k = np.arange(len(view["d_neg"]))
         d_pos = max(view["d_pos"], 1e-12)
         ratios = [view["d_neg"] / d_pos, view["d_syn"] / d_pos, view["d_gen"] / d_pos]
-        for off, r, c, lab in zip((-0.27, 0.0, 0.27), ratios, (OKABE_ITO[1], OKABE_ITO[3], OKABE_ITO[4]),
+        for off, r, c, lab in zip((-0.27, 0.0, 0.27), ratios, [ROLE_COLORS[r] for r in ("negative", "synthetic", "generated")],
                                   ("real z-", "synthetic z^", "generated z~")):
             ax.bar(k + off, r, 0.27, color=c, label=lab)
         ax.axhline(1.0, color="black", ls="--", lw=1, label="d+ = d(z, z+)")
