@@ -5,7 +5,7 @@
     get_preset("cars196_hdml_npair_official")   # the official code's Cars196 settings
     list_presets()
 
-Paper vs official (HDML_SPEC 1.7): ``*_hdml_*`` presets use the paper's form
+Paper vs official (METHOD §1.7): ``*_hdml_*`` presets use the paper's form
 (hdml.form="paper", J_avg over the last epoch); ``*_official`` presets use the
 official code's reductions, factors and 64-step block means.
 """
@@ -15,13 +15,13 @@ import copy
 
 from .config import Config, ConfigError
 
-# --- the official code's per-dataset settings (HDML_SPEC 1.7 table) ----------------
+# --- the official code's per-dataset settings (METHOD §1.7 table) ----------------
 OFFICIAL = {
     "cars196": dict(lr=7e-5, wd_loss=5e-3, embedding=128, l2_reg=3e-3, beta=1e4, lr_gen=1e-2),
     "cub": dict(lr=6e-5, wd_loss=1e-3, embedding=256, l2_reg=1.5e-2, beta=5e3, lr_gen=1e-2),
     "sop": dict(lr=2e-5, wd_loss=9e-3, embedding=512, l2_reg=3e-3, beta=5e4, lr_gen=5e-4),
 }
-# --- HDC's released settings (HDML_SPEC section 2) ---------------------------------
+# --- HDC's released settings (METHOD §2) ---------------------------------
 HDC_RELEASED = {
     "cars196": dict(lr=1e-2, milestones=[10000, 20000], gamma=0.1, steps=30000, weights=[1.0, 2.0, 3.0]),
     "cub": dict(lr=1e-4, milestones=[], gamma=0.1, steps=60000, weights=[1.0, 1.0, 2.0]),
@@ -80,7 +80,7 @@ def lab_hdc() -> Config:
 
 
 def paper(dataset: str, loss: str, method: str = "baseline") -> Config:
-    """The paper's protocol (HDML_SPEC 1.7): GoogLeNet (ImageNet), 256 resize, 227 crops,
+    """The paper's protocol (METHOD §1.7): GoogLeNet (ImageNet), 256 resize, 227 crops,
     embedding 512, batch 128 (N-pair) / 120 (triplet), alpha 90 / 7, new layers at 10x lr."""
     o = OFFICIAL[dataset]
     cfg = Config()
@@ -103,7 +103,7 @@ def paper(dataset: str, loss: str, method: str = "baseline") -> Config:
 
 
 def official(dataset: str, loss: str) -> Config:
-    """The official HDML code's settings for ``dataset`` (HDML_SPEC 1.7 table)."""
+    """The official HDML code's settings for ``dataset`` (METHOD §1.7 table)."""
     o = OFFICIAL[dataset]
     cfg = paper(dataset, loss, "hdml")
     cfg.model.embedding_size = o["embedding"]
@@ -118,7 +118,7 @@ def official(dataset: str, loss: str) -> Config:
 
 
 def paper_hdc(dataset: str) -> Config:
-    """HDC's released training settings (HDML_SPEC section 2)."""
+    """HDC's released training settings (METHOD §2)."""
     h = HDC_RELEASED[dataset]
     cfg = paper(dataset, "contrastive")
     cfg.train.method = "hdc"

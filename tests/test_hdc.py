@@ -1,4 +1,4 @@
-"""HDC (HDML_SPEC section 2): pair losses vs naive loops, hard selection vs a sort, routing,
+"""HDC (METHOD §2): pair losses vs naive loops, hard selection vs a sort, routing,
 NaN guards, gradient routing through the cascade, weighted concat, GoogLeNet shapes, a short run."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""hdml/augment.py: closed-form checks of the hardness-aware augmentation (HDML_SPEC 1.1)."""
+"""hdml/augment.py: closed-form checks of the hardness-aware augmentation (METHOD §1.1)."""
 import math
 
 import pytest

@@ -1,4 +1,4 @@
-"""hdml/method.py: gradient isolation (HDML_SPEC 1.4), ablations, forms, bookkeeping, a short run.
+"""hdml/method.py: gradient isolation (METHOD §1.4), ablations, forms, bookkeeping, a short run.
 
 A tiny model (SmallCNN width 4, 1x16x16 inputs, embedding 8) keeps everything on CPU in seconds.
 """
@@ -102,7 +102,7 @@ def test_j_syn_reaches_the_backbone(loss):
     backbone = list(m.model.backbone.parameters())
     assert _norm(_grads(t["j_syn"], backbone)) > 0
     # through the synthetic path itself (not only via BatchNorm batch statistics): J_syn depends
-    # on z_hat, and z_hat on the backbone (HDML_SPEC 1.4: no detach of z, z_hat or y~)
+    # on z_hat, and z_hat on the backbone (METHOD §1.4: no detach of z, z_hat or y~)
     assert float(torch.autograd.grad(t["j_syn"], t["z_hat"], retain_graph=True)[0].abs().sum()) > 0
     assert _norm(_grads(t["z_hat"].pow(2).sum(), backbone)) > 0
     # and J_metric's backbone gradient is not just the real part's

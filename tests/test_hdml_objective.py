@@ -16,7 +16,7 @@ def _ce(logits, label):
 
 # ---------------------------------------------------------------- weights
 def test_weights():
-    assert synthetic_weight(1e4, 1e6) == pytest.approx(1 - math.exp(-0.01))  # ~0.01 at start (HDML_SPEC 1.5)
+    assert synthetic_weight(1e4, 1e6) == pytest.approx(1 - math.exp(-0.01))  # ~0.01 at start (METHOD §1.5)
     assert synthetic_weight(1e4, 1e6) == pytest.approx(0.00995, abs=1e-5)
     assert real_weight(1e4, 50.0) + synthetic_weight(1e4, 50.0) == pytest.approx(1.0)
     assert real_weight(1e4, 0.0) == 0.0 and synthetic_weight(1e4, 0.0) == 1.0

@@ -1,4 +1,4 @@
-"""Hardness-aware augmentation: where HDML makes its synthetic negatives (HDML_SPEC 1.1).
+"""Hardness-aware augmentation: where HDML makes its synthetic negatives (METHOD §1.1).
 
 For a tuple (anchor z, positive z+, negative z-), d+ = d(z, z+), d- = d(z, z-)
 (paper eq. 4-7):
@@ -70,7 +70,7 @@ def augment_triplet(z_a: Tensor, z_p: Tensor, z_n: Tensor, alpha: float, j_avg: 
 
 
 def augment_npair(anchors: Tensor, positives: Tensor, alpha: float, j_avg: float) -> Tensor:
-    """Synthetic candidates for an N-pair batch (HDML_SPEC 1.1, N-pair).
+    """Synthetic candidates for an N-pair batch (METHOD §1.1, N-pair).
 
     anchors, positives: (N, D), row i of both from class i -> candidates (N, N, D):
     candidates[i, j] is positive j pulled toward anchor i with reference distance

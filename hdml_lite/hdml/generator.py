@@ -1,4 +1,4 @@
-"""The hardness-and-label-preserving generator and its softmax classifier (HDML_SPEC 1.2).
+"""The hardness-and-label-preserving generator and its softmax classifier (METHOD §1.2).
 
     Generator:   z (B, embedding_size) -> y (B, feature_dim)    maps embeddings back to features
     SoftmaxHead: y (B, feature_dim)    -> logits (B, num_classes)

@@ -1,4 +1,4 @@
-"""HDMLMethod: one forward pass, three losses, three optimizers (HDML_SPEC 1.4).
+"""HDMLMethod: one forward pass, three losses, three optimizers (METHOD §1.4).
 
     x --f--> y --g--> z --augment--> z^ --G--> y~ --g--> z~        (same g, train mode)
                       z ------------------G--> y'                   (reconstructions)
@@ -13,7 +13,7 @@ into that group. J_syn still reaches the backbone through z^ and z~ (the
 generator and the classifier are traversed, but not updated by J_metric); J_gen
 reaches the generator only; the classifier scores the synthetics (J_soft) but is
 updated by CE on real features only. Summing the three into one backward would
-leak gradients (HDML_SPEC 1.4).
+leak gradients (METHOD §1.4).
 
 Batches arrive in the sampler's order: N-pair = class-major pairs (anchors z[0::2],
 positives z[1::2]); triplet = [a, p, n] repeated (z[0::3], z[1::3], z[2::3]).
@@ -180,7 +180,7 @@ class HDMLMethod(Method):
 
     # ------------------------------------------------------------------ backward + step
     def backward(self, terms: dict[str, Tensor]) -> None:
-        """Accumulate each loss's gradient into its own parameter group only (HDML_SPEC 1.4).
+        """Accumulate each loss's gradient into its own parameter group only (METHOD §1.4).
 
         J_metric goes last: it is the only one that traverses the backbone, and without
         retain_graph it frees the backbone's saved activations as it goes (peak memory as

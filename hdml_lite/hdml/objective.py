@@ -1,4 +1,4 @@
-"""HDML's loss terms as functions of tensors (HDML_SPEC 1.2, 1.3, 1.5).
+"""HDML's loss terms as functions of tensors (METHOD §1.2, §1.3, §1.5).
 
     J_recon  = reconstruction of the real features y by the generator   (y' = G(z))
     J_soft   = softmax CE of the synthetic features y~ = G(z^), original labels
@@ -95,7 +95,7 @@ def generator_loss(y_recon: Tensor, y: Tensor, parts: list[tuple[Tensor, Tensor]
 
 def npair_syn_loss(anchors: Tensor, candidates: Tensor, l2_reg: float) -> Tensor:
     """J_syn for N-pair: anchor i against its own N synthetic candidates, plus the official
-    L2 term 0.25 * l2_reg * (mean ||a||^2 + mean ||c||^2) (HDML_SPEC 1.3, 1.6).
+    L2 term 0.25 * l2_reg * (mean ||a||^2 + mean ||c||^2) (METHOD §1.3, §1.6).
 
     anchors: (N, D) re-embedded reconstructed anchors; candidates: (N, N, D) -> scalar.
     """

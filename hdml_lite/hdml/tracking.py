@@ -1,4 +1,4 @@
-"""J_avg and J_gen bookkeeping (HDML_SPEC 1.5).
+"""J_avg and J_gen bookkeeping (METHOD §1.5).
 
 J_avg (the running metric loss) sets how hard the synthetic negatives are;
 J_gen (the running generator loss) sets how much the synthetics weigh. Both are

@@ -3,7 +3,7 @@
 The expansion ||x - y||^2 = ||x||^2 + ||y||^2 - 2 x.y costs one matmul instead of
 a (B, M, D) difference tensor, but rounding can make it slightly negative, so it
 is clamped at 0. The square root has an infinite derivative at 0 (two coinciding
-embeddings, HDML_SPEC 1.1 "Numerics"), so ``pairwise_dist`` clamps at ``eps``
+embeddings, METHOD §1.1 "Numerics"), so ``pairwise_dist`` clamps at ``eps``
 before the root: the distance of coinciding points is sqrt(eps) and its gradient
 is 0 instead of NaN.
 """

@@ -1,7 +1,7 @@
 """Multi-class N-pair loss (Sohn, NeurIPS 2016), as coded in the official HDML.
 
 A batch holds N classes x 2 images: anchors a_i and positives p_i (class i). On
-unnormalised embeddings (HDML_SPEC 1.6):
+unnormalised embeddings (METHOD §1.6):
 
     logits_ij = a_i . p_j                       (N, N)
     J = mean_i CE(logits_i, target i) + 0.25 * l2_reg * (mean_i ||a_i||^2 + mean_i ||p_i||^2)

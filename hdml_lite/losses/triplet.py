@@ -1,6 +1,6 @@
 """Triplet losses: explicit tuples (HDML official), and semi-hard mining (FaceNet).
 
-``triplet_loss`` is the official HDML form (HDML_SPEC 1.6): squared distances,
+``triplet_loss`` is the official HDML form (METHOD §1.6): squared distances,
 margin 1.0, summed over the triplets, negatives drawn at random from another
 class (``random_negatives``), no mining:
 

@@ -258,7 +258,7 @@ drive.mount('/content/drive')
 command. A run resumed from a checkpoint ends with the same weights as an uninterrupted
 one (the trainer seeds every step from `(seed, step)`); only the data order of the
 DataLoader workers is not part of that guarantee on GPU, and cuDNN is not deterministic.
-The reported model is the final one (no selection on the test classes, HDML_SPEC 4).
+The reported model is the final one (no selection on the test classes, docs/METHOD.md §4).
 
 ### How long a run takes on a Colab T4: an ESTIMATE, not a measurement
 
@@ -432,7 +432,7 @@ is wrong on CUB/Cars196/SOP, and a "yes" does not confirm the paper's numbers.
 ## Beside the paper's numbers
 
 `python -m hdml_lite.study compare results/lab_table.csv --dataset cars` prints the lab rows
-beside the paper's Cars196 rows (HDML_SPEC 1.8). They are different datasets, so the gap
+beside the paper's Cars196 rows (docs/METHOD.md §1.8). They are different datasets, so the gap
 says nothing about fidelity; compare the ordering of methods only.
 
 {compare_markdown(table, 'cars')}""")

@@ -37,7 +37,7 @@ def metric_param_groups(model, optim_cfg) -> list[dict]:
 
 def weight_decay_loss(modules, factor: float) -> torch.Tensor | float:
     """Official HDML explicit weight decay: factor * 0.5 * sum ||w||^2 over non-BN parameters
-    (biases included) (HDML_SPEC 1.6). Returns 0.0 when factor is 0."""
+    (biases included) (METHOD §1.6). Returns 0.0 when factor is 0."""
     if factor == 0:
         return 0.0
     total = 0.0
