@@ -326,7 +326,7 @@ def test_study_files_summaries_and_plots(tmp_path):
     assert len(results.select(study["lab_table"], ["no_such_run"])) == 3  # no match: everything
     fig = results.plot_result_bars(summary)
     assert fig.axes[0].get_ylabel() == "score (%)"
-    assert results.load_study(tmp_path / "nothing") == {"lab_table": None, "curves": None, "sweep": None}
+    assert results.load_study(tmp_path / "nothing") == dict.fromkeys(results.STUDY_FILES)
 
 
 # ------------------------------------------------------------------ notebook helpers and plots
@@ -504,3 +504,23 @@ def test_tsne_colours_only_a_few_classes(small_map):
     names = [f"c{i}" for i in range(int(small_labels.max()) + 1)]
     fig = tsne.plot_tsne_map(np.asarray(emb), small_labels, class_names=names, n_thumbs=0)
     assert {t.get_text() for t in fig.axes[0].texts} <= set(names) and fig.axes[0].texts
+
+
+def test_sweep_reads_the_study_format_and_verdicts():
+    rows = [{"alpha": a, "pull_target": 0.5, "seed": s, "split": "test", "r1": 0.4 + 0.01 * s, "nmi": 0.5, "f1": 0.1,
+             "pull_factor_median": 0.25, "method": m} for a in (0.0, 2.0) for s in range(3)
+            for m in ("lab_hdml_npair", "lab_hdml_triplet")]
+    assert results.sweep_caption(rows) == "3 seeds per alpha: mean, band min-max"
+    fig = results.plot_sweep(rows)
+    from hdml_lite.viz.palette import METHOD_COLORS
+    assert [ln.get_color() for ln in fig.axes[0].lines] == [METHOD_COLORS["hdml_npair"], METHOD_COLORS["hdml_triplet"]]
+    assert fig.axes[0].get_xticklabels()[1].get_text() == "2\n(0.25)"
+    v = [{"claim": "HDML(N-pair) > N-pair", "metric": "r1", "n_seeds": 3.0, "mean_diff": -0.012, "ci_low": -0.03,
+          "ci_high": 0.006, "verdict": "undecided"}]
+    md = results.verdicts_markdown(v)
+    assert "| HDML(N-pair) > N-pair | Recall@1 | 3 | -1.2 | [-3.0, +0.6] | **undecided** |" in md
+    assert "has not been run" in results.verdicts_markdown(None)
+    assert results.verdict_of(v, "HDML(N-pair) > N-pair") == "undecided" and results.verdict_of(None, "x") is None
+    mech = [{"method": "lab_hdml_npair", "seed": 0, "step": s, "acc_real": 0.1 * s} for s in (1, 0)]
+    h = results.mechanism_to_histories(mech)
+    assert list(h) == ["HDML (N-pair)"] and [r["step"] for r in h["HDML (N-pair)"]["train"]] == [0, 1]

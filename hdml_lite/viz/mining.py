@@ -1,12 +1,14 @@
 """Which samples a method learns from: HDC's selected pairs against HDML's synthetic negatives.
 
-    run = train_with_probes(cfg, hdc_probe, probe_steps=[0, 50, 100])   # the trainer's steps, probed
+    run = train_with_probes(cfg, hdc_probe, probe_steps=[0, 50, 100])   # the trainer's run, probed
     run.probes[-1]["heads"][2]["neg_kept"]                              # pairs head 3 kept at that step
 
-``train_with_probes`` performs exactly the trainer's steps (same seeds, same batches,
-same updates: tests check the final weights against ``train``), without checkpoints or
-intermediate evaluation, and calls ``probe(method, x, labels)`` on the batch of each
-probed step BEFORE that step's update. Probes run in training mode (what the method
+``train_with_probes`` is ``hdml_lite.training.trainer.train`` itself (same seeds, batches
+and updates: tests check the final weights against a plain ``train``), with a
+``callback`` that calls ``probe(method, x, labels)`` on the batch of each probed step,
+right AFTER that step's update (the trainer calls its callback after every step). The
+run goes to ``<train.out_dir>__probed`` and always starts from scratch (a finished run
+would be reloaded without calling back). Probes run in training mode (what the method
 sees) under ``torch.no_grad``, with BatchNorm running statistics frozen and the RNG
 state restored afterwards, so probing does not change the training.
 
@@ -26,15 +28,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import Config
-from ..data import input_channels, load_dataset, make_sampler
-from ..device import pick_device
-from ..evaluation import evaluate
+from ..config import Config, apply_overrides
 from ..hdc.loss import pair_losses, route
 from ..hdml.augment import pull_factor
 from ..hdml.objective import synthetic_weight
-from ..training.schedule import lr_scale
-from ..training.trainer import _fetch, build_method, ks_for, seed_step
+from ..training.trainer import train
 from .palette import HDC_HEAD_COLORS, ROLE_COLORS
 
 
@@ -63,36 +61,41 @@ class ProbeRun:
 
 
 def train_with_probes(cfg: Config, probe, probe_steps, evaluate_at_end: bool = True, test_set=None) -> ProbeRun:
-    """The trainer's loop for ``cfg`` with ``probe(method, x, labels) -> dict`` at ``probe_steps``."""
-    device = pick_device(cfg.train.device)
-    in_ch = input_channels(cfg.data.dataset, cfg.model.backbone)
-    train_ds = load_dataset(cfg.data, "train", in_channels=in_ch)
-    sampler = make_sampler(cfg.data.sampler, train_ds.labels, cfg.data.batch_classes,
-                           cfg.data.images_per_class, seed=cfg.train.seed)
-    torch.manual_seed(cfg.train.seed)
-    np.random.seed(cfg.train.seed)
-    method = build_method(cfg, train_ds.num_classes, in_ch, device)
-    run, probe_steps = ProbeRun(method), set(int(s) for s in probe_steps)
-    for step in range(cfg.train.steps):
-        method.set_lr_scale(lr_scale(step, cfg.optim.milestones, cfg.optim.gamma))
-        seed_step(cfg.train.seed, step)
-        x, y = _fetch(train_ds, sampler.batch(step))
-        x, y = x.to(device), y.to(device)
-        if step in probe_steps:
-            rng = torch.get_rng_state()
-            cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-            method.train()
-            with frozen_batchnorm(method.modules.values()), torch.no_grad():
-                rec = probe(method, x, y)
-            torch.set_rng_state(rng)
-            if cuda_rng is not None:
-                torch.cuda.set_rng_state_all(cuda_rng)
-            run.probes.append({"step": step, **rec})
-        method.train_step(x, y, step)
-    if evaluate_at_end:
-        test = test_set if test_set is not None else load_dataset(cfg.data, "test", in_channels=in_ch)
-        run.metrics = evaluate(method.embed, test, ks=ks_for(cfg), batch_size=cfg.train.eval_batch, device=device)
-    return run
+    """``train(cfg)`` with ``probe(method, x, labels) -> dict`` called after each step in ``probe_steps``.
+
+    The run is written to ``<cfg.train.out_dir>__probed`` without intermediate evaluations
+    and from scratch (``resume=False``). evaluate_at_end: score the final model on the test
+    classes (``test_set`` when given, else the config's test split); else ``metrics`` is None.
+    """
+    probe_steps = set(int(s) for s in probe_steps)
+    cfg = apply_overrides(cfg, [f"train.out_dir={str(cfg.train.out_dir).rstrip('/')}__probed", "train.eval_every=0",
+                                "train.ckpt_every=0"])
+    records = []
+
+    def callback(step, method, x, labels, logs):
+        if step not in probe_steps:
+            return
+        rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        was_training = {k: m.training for k, m in method.modules.items()}
+        method.train()
+        with frozen_batchnorm(method.modules.values()), torch.no_grad():
+            rec = probe(method, x, labels)
+        for k, m in method.modules.items():
+            m.train(was_training[k])
+        torch.set_rng_state(rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+        records.append({"step": step, **rec})
+
+    if not evaluate_at_end:
+        eval_sets = {}
+    elif test_set is not None:
+        eval_sets = {"test": test_set}
+    else:
+        eval_sets = None                                  # the trainer's own: the test (and val) split
+    result = train(cfg, resume=False, eval_sets=eval_sets, callback=callback)
+    return ProbeRun(result.method, records, result.metrics if evaluate_at_end else None)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:

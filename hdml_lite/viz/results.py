@@ -58,11 +58,15 @@ def read_csv(path) -> list[dict]:
     return rows
 
 
+STUDY_FILES = ("lab_table", "curves", "sweep", "verdicts", "mechanism")
+
+
 def load_study(results_dir) -> dict:
-    """{"lab_table": rows | None, "curves": rows | None, "sweep": rows | None} from ``results_dir``."""
+    """{name: rows | None} for each of ``STUDY_FILES`` (lab_table, curves, sweep, verdicts,
+    mechanism) in ``results_dir``: None where the file is absent."""
     d = Path(results_dir)
     out = {}
-    for name in ("lab_table", "curves", "sweep"):
+    for name in STUDY_FILES:
         p = d / f"{name}.csv"
         out[name] = read_csv(p) if p.is_file() else None
     return out
@@ -130,10 +134,12 @@ def curves_to_histories(rows: list[dict], split: str | None = None) -> dict:
 
 
 def seeds_per_alpha(rows: list[dict], split: str = "test") -> list[int]:
-    """Number of distinct seeds of each alpha (sorted by alpha) among ``split``'s rows."""
-    rows = [r for r in rows if r.get("split", split) == split]
-    alphas = sorted({float(r["alpha"]) for r in rows})
-    return [len({r.get("seed", 0) for r in rows if float(r["alpha"]) == a}) for a in alphas]
+    """Number of distinct seeds of each (alpha, method) present among ``split``'s rows."""
+    seeds: dict = defaultdict(set)
+    for r in rows:
+        if r.get("split", split) == split:
+            seeds[(float(r["alpha"]), r.get("method"))].add(r.get("seed", 0))
+    return [len(v) for _, v in sorted(seeds.items(), key=lambda kv: (kv[0][0], str(kv[0][1])))]
 
 
 def sweep_caption(rows: list[dict], split: str = "test") -> str:
@@ -147,6 +153,41 @@ def sweep_caption(rows: list[dict], split: str = "test") -> str:
         return "one seed per alpha"
     count = f"{lo} seeds" if lo == hi else f"{lo}-{hi} seeds"
     return f"{count} per alpha: mean, band min-max"
+
+
+def verdicts_markdown(rows: list[dict] | None) -> str:
+    """verdicts.csv rows (claim, metric, n_seeds, mean_diff, ci_low, ci_high, verdict; fractions) as a
+    markdown table in points of %, or a line saying the study has not been run."""
+    if not rows:
+        return "The study has not been run here (no `results/verdicts.csv`): no verdict on the paper's claims."
+    def pts(v):
+        return f"{100 * v:+.1f}" if isinstance(v, float) and math.isfinite(v) else "-"
+    lines = ["| the paper's claim | metric | seeds | mean difference (points) | 95% interval | verdict |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        n = r.get("n_seeds")
+        lines.append(f"| {r['claim']} | {METRIC_NAMES.get(r['metric'], r['metric'])} | "
+                     f"{int(n) if isinstance(n, float) and math.isfinite(n) else n} | {pts(r.get('mean_diff'))} | "
+                     f"[{pts(r.get('ci_low'))}, {pts(r.get('ci_high'))}] | **{r['verdict']}** |")
+    return "\n".join(lines)
+
+
+def verdict_of(rows: list[dict] | None, claim_start: str, metric: str = "r1") -> str | None:
+    """The verdict of the first claim starting with ``claim_start`` on ``metric`` (None: absent)."""
+    for r in rows or []:
+        if str(r["claim"]).startswith(claim_start) and r["metric"] == metric:
+            return str(r["verdict"])
+    return None
+
+
+def mechanism_to_histories(rows: list[dict] | None, seed: int = 0) -> dict:
+    """mechanism.csv rows (method, seed, step, diagnostics) -> {display name: history} of one seed,
+    for ``plot_mechanism``."""
+    per: dict = defaultdict(list)
+    for r in rows or []:
+        if r.get("seed", 0) == seed:
+            per[r["method"]].append({k: v for k, v in r.items() if k not in ("method", "seed")})
+    return {label(m): {"train": sorted(v, key=lambda e: e["step"]), "eval": []} for m, v in per.items()}
 
 
 def plot_sweep(rows: list[dict], metrics=("r1", "nmi", "f1"), split: str = "test", ax_row=None,
@@ -165,27 +206,34 @@ def plot_sweep(rows: list[dict], metrics=("r1", "nmi", "f1"), split: str = "test
         fig, ax_row = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
         ax_row = ax_row[0]
     fig = ax_row[0].figure
-    pulls = [[r["pull_factor"] for r in rows if float(r["alpha"]) == a and isinstance(r.get("pull_factor"), float)]
-             for a in alphas]
+    pkey = "pull_factor" if any(isinstance(r.get("pull_factor"), float) for r in rows) else "pull_factor_median"
+    methods = list(dict.fromkeys(r.get("method", "lab_hdml_npair") for r in rows)) or ["lab_hdml_npair"]
+    main = methods[0]
+    pulls = [[r[pkey] for r in rows if float(r["alpha"]) == a and r.get("method", main) == main
+              and isinstance(r.get(pkey), float) and math.isfinite(r[pkey])] for a in alphas]
     ticks = [f"{a:g}" + (f"\n({np.mean(p):.2f})" if p else "") for a, p in zip(alphas, pulls)]
-    colour, base_colour = color_for("hdml_npair"), color_for("npair")
+    base_colour = color_for("npair")
+    positive = [a for a in alphas if a > 0]
+    # log axis; alpha = 0 (no augmentation) drawn a quarter of the smallest positive alpha to the left
+    x = np.array([a if a > 0 else (min(positive) / 4 if positive else 1.0) for a in alphas])
     for ax, m in zip(ax_row, metrics):
-        vals = [[100 * r[m] for r in rows if float(r["alpha"]) == a and isinstance(r.get(m), float)] for a in alphas]
-        mean = np.array([np.mean(v) if v else np.nan for v in vals])
-        positive = [a for a in alphas if a > 0]
-        # log axis; alpha = 0 (no augmentation) drawn a quarter of the smallest positive alpha to the left
-        x = np.array([a if a > 0 else (min(positive) / 4 if positive else 1.0) for a in alphas])
-        several = any(len(v) > 1 for v in vals)
-        ax.plot(x, mean, marker="o", color=colour, label="HDML (N-pair)" + (", mean over seeds" if several else ""))
-        if several:
-            ax.fill_between(x, [min(v) if v else np.nan for v in vals], [max(v) if v else np.nan for v in vals],
-                            color=colour, alpha=0.2, label="min-max over seeds")
+        for j, meth in enumerate(methods):
+            vals = [[100 * r[m] for r in rows if float(r["alpha"]) == a and r.get("method", main) == meth
+                     and isinstance(r.get(m), float)] for a in alphas]
+            mean = np.array([np.mean(v) if v else np.nan for v in vals])
+            several = any(len(v) > 1 for v in vals)
+            colour = color_for(meth, j) if "method" in rows[0] else color_for("hdml_npair")
+            name = label(meth) if "method" in rows[0] else "HDML (N-pair)"
+            ax.plot(x, mean, marker="o", color=colour, label=name + (", mean over seeds" if several else ""))
+            if several:
+                ax.fill_between(x, [min(v) if v else np.nan for v in vals], [max(v) if v else np.nan for v in vals],
+                                color=colour, alpha=0.2, label="min-max over seeds")
         if reference and m in reference:
             ax.axhline(100 * reference[m], color=base_colour, ls="--", label="baseline N-pair")
         ax.set_xscale("log")
         ax.minorticks_off()
         ax.set_xticks(x, ticks, fontsize=8 if any(pulls) else None)
-        ax.set_xlabel("alpha" + (" (final pull factor exp(-alpha/J_avg))" if any(pulls) else " (pulling factor)"))
+        ax.set_xlabel("alpha" + (" (median pull factor exp(-alpha/J_avg))" if any(pulls) else " (pulling factor)"))
         ax.set_ylabel(f"{METRIC_NAMES.get(m, m)} (%)")
         ax.set_title(f"{METRIC_NAMES.get(m, m)} on {split} classes")
         ax.grid(alpha=0.3)
