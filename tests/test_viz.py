@@ -524,3 +524,18 @@ def test_sweep_reads_the_study_format_and_verdicts():
     mech = [{"method": "lab_hdml_npair", "seed": 0, "step": s, "acc_real": 0.1 * s} for s in (1, 0)]
     h = results.mechanism_to_histories(mech)
     assert list(h) == ["HDML (N-pair)"] and [r["step"] for r in h["HDML (N-pair)"]["train"]] == [0, 1]
+
+
+def test_describe_budget_reads_the_real_steps(monkeypatch):
+    full = get_preset("lab_hdml_npair").train.steps
+    assert f"{full} steps" in notebook.describe_budget("full")
+    assert f"{get_preset('lab_npair').train.steps} steps" in notebook.describe_budget("full", "lab_npair")
+    assert "100 steps" in notebook.describe_budget("cpu") and "6 steps" in notebook.describe_budget("fast")
+    cpu = notebook.notebook_config("lab_hdml_npair", budget="cpu")
+    assert cpu.train.steps // cpu.train.eval_every >= 5                  # learning curves with 5+ points
+    monkeypatch.delenv("HDML_FAST", raising=False)
+    monkeypatch.setenv("HDML_BUDGET", "full")
+    assert notebook.pick_budget(torch.device("cpu")) == "full"           # forced on a CPU
+    monkeypatch.setenv("HDML_BUDGET", "huge")
+    with pytest.raises(ValueError, match="HDML_BUDGET"):
+        notebook.pick_budget(torch.device("cpu"))

@@ -58,6 +58,7 @@ class ProbeRun:
     method: object
     probes: list = field(default_factory=list)     # one dict per probed step, with "step"
     metrics: dict | None = None                    # final test metrics (when evaluated)
+    history: dict | None = None                    # the trainer's history (train rows, evaluations)
 
 
 def train_with_probes(cfg: Config, probe, probe_steps, evaluate_at_end: bool = True, test_set=None) -> ProbeRun:
@@ -95,7 +96,7 @@ def train_with_probes(cfg: Config, probe, probe_steps, evaluate_at_end: bool = T
     else:
         eval_sets = None                                  # the trainer's own: the test (and val) split
     result = train(cfg, resume=False, eval_sets=eval_sets, callback=callback)
-    return ProbeRun(result.method, records, result.metrics if evaluate_at_end else None)
+    return ProbeRun(result.method, records, result.metrics if evaluate_at_end else None, result.history)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -190,7 +191,7 @@ def plot_hdml_synthesis(rec: dict, title: str | None = None):
     for i, (name, r) in enumerate(ratios.items()):
         ax.hist(r, bins=bins, histtype="step", lw=2, color=ROLE_COLORS[("negative", "synthetic", "generated")[i]],
                 label=name)
-    ax.axvline(1.0, color="black", ls="--", lw=1, label="= d+ (the positive's distance)")
+    ax.axvline(1.0, color="black", ls="--", lw=1, label="1: as close as the positive (d+)")
     ax.set_xlabel("distance to the anchor / d+")
     ax.set_ylabel("(anchor, negative) pairs")
     ax.set_title(title or f"HDML at step {rec['step']}: exp(-alpha/J_avg) = {rec['factor']:.2f}, "

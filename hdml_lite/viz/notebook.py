@@ -8,11 +8,14 @@
 Budgets (the lab presets are sized for a GPU or for the results/ study, not for a
 10-minute notebook on 2 CPU cores):
 
-- "full": the preset as it is (600 steps, the whole glyph set): used when a GPU is present.
+- "full": the preset as it is (its own steps, the whole glyph set): used when a GPU is present,
+          or anywhere with ``HDML_BUDGET=full``.
 - "cpu":  100 steps, 16 images per class (train and test), a narrower CNN (width 16), N-pair
-          batches of 16 classes: about one to two minutes per run on 2 CPU cores, so that every
-          notebook, training all it needs from scratch, stays within about 10 minutes.
+          batches of 16 classes, an evaluation every 20 steps (5 points per learning curve):
+          about one to two minutes per run on 2 CPU cores.
 - "fast": seconds (HDML_FAST=1): 12 classes x 8 images, 6 steps, tiny networks.
+
+``HDML_BUDGET=fast|cpu|full`` forces a budget (HDML_FAST=1 still wins: the tests set it).
 
 Runs go under ``$HDML_RUNS`` (default ``<repo>/runs``, or ``./runs`` outside a checkout),
 in ``notebooks/<budget>/<preset>[__<overrides>]``; results are read from
@@ -31,7 +34,7 @@ BUDGETS = {
     "fast": ["train.steps=6", "train.eval_every=3", "train.ckpt_every=0", "data.max_classes=12",
              "data.max_per_class=8", "data.batch_classes=4", "model.width=8", "model.embedding_size=16",
              "train.progress=false", "hdml.block=2", "hdml.gen_hidden=32", "hdc.head_dim=16"],
-    "cpu": ["train.steps=100", "train.eval_every=50", "train.ckpt_every=50", "data.max_per_class=16",
+    "cpu": ["train.steps=100", "train.eval_every=20", "train.ckpt_every=50", "data.max_per_class=16",
             "model.width=16"],
     "full": [],
 }
@@ -44,9 +47,15 @@ def is_fast() -> bool:
 
 
 def pick_budget(device=None) -> str:
-    """"fast" when HDML_FAST=1, else "full" on a GPU, else "cpu"."""
+    """"fast" when HDML_FAST=1, else ``$HDML_BUDGET`` when set (fast | cpu | full), else "full"
+    on a GPU and "cpu" otherwise."""
     if is_fast():
         return "fast"
+    forced = os.environ.get("HDML_BUDGET", "").strip()
+    if forced:
+        if forced not in BUDGETS:
+            raise ValueError(f"HDML_BUDGET={forced!r}; expected one of {', '.join(BUDGETS)}")
+        return forced
     return "full" if device is not None and getattr(device, "type", str(device)) == "cuda" else "cpu"
 
 
@@ -85,8 +94,12 @@ def notebook_config(preset: str, *overrides: str, budget: str = "cpu", seed: int
     return apply_overrides(cfg, extra + [f"train.seed={seed}", *overrides, f"train.out_dir={out}"])
 
 
-def describe_budget(budget: str) -> str:
-    """One line for the notebook to print."""
-    return {"fast": "FAST mode (HDML_FAST=1): tiny data, 6 steps; numbers are meaningless, the code path is real.",
-            "cpu": "CPU budget: 100 steps, 16 images per class, CNN width 16 (1-2 minutes per run).",
-            "full": "full lab preset: 600 steps on the whole glyph set (GPU)."}[budget]
+def describe_budget(budget: str, preset: str = "lab_hdml_npair") -> str:
+    """One line for the notebook to print, with the steps and sizes ``preset`` really gets at ``budget``."""
+    cfg = notebook_config(preset, budget=budget)
+    per = f"{cfg.data.max_per_class} images per class" if cfg.data.max_per_class else "all images"
+    classes = f"{cfg.data.max_classes} classes" if cfg.data.max_classes else "all classes"
+    size = f"{cfg.train.steps} steps, {classes}, {per}, CNN width {cfg.model.width}"
+    return {"fast": f"FAST mode (HDML_FAST=1): {size}; numbers are meaningless, the code path is real.",
+            "cpu": f"CPU budget: {size} (1-2 minutes per run on 2 cores).",
+            "full": f"full lab preset {preset}: {size}."}[budget]
