@@ -1,9 +1,24 @@
-"""One source of truth for dependencies: environment.yml mirrors pyproject.toml."""
+"""Packaging: one source of truth for dependencies (pyproject.toml, mirrored by environment.yml),
+every imported package declared, CI in a fresh environment, and one repository URL."""
+import ast
+import json
+import os
 import re
+import sys
 import tomllib
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+TOP_SKIP = {"runs", "build", "data"}                   # top-level folders of outputs and datasets
+SKIP_DIRS = {"__pycache__", "venv", "env"}          # anywhere, as are hidden folders
+
+
+def _dist(requirement: str) -> str:
+    """'scikit-learn>=1.3' -> 'scikit-learn' (PEP 503 normalised)."""
+    name = re.match(r"[A-Za-z0-9_.\-]+", requirement).group(0)
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _env_pip_deps() -> list[str]:
@@ -13,15 +28,119 @@ def _env_pip_deps() -> list[str]:
     return [d.strip() for d in deps if not d.startswith("-e")]
 
 
+def _files(*suffixes: str) -> list[Path]:
+    """Files of the repository with these suffixes, skipping hidden folders, runs, caches, venvs."""
+    out = []
+    for folder, dirs, names in os.walk(REPO):
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.startswith(".") and not d.endswith(".egg-info")
+                   and not (Path(folder) == REPO and d in TOP_SKIP)]
+        out += [Path(folder) / n for n in names if Path(n).suffix in suffixes]
+    return sorted(out)
+
+
+def _notebook_code(path: Path) -> str:
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    src = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    return "\n".join(ln for ln in src.splitlines() if not ln.lstrip().startswith(("%", "!")))
+
+
+def _imported_modules(source: str) -> set[str]:
+    """Top-level names of absolute imports anywhere in ``source`` (functions included)."""
+    mods = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            mods |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            mods.add(node.module.split(".")[0])
+    return mods
+
+
 def test_environment_matches_pyproject():
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    project = PYPROJECT["project"]
     assert sorted(_env_pip_deps()) == sorted(project["dependencies"])
     py = re.search(r"python=(\d+\.\d+)", (REPO / "environment.yml").read_text()).group(1)
     assert tuple(map(int, py.split("."))) >= (3, 10)
 
 
-def test_ci_runs_the_readme_test_command():
+def test_every_imported_package_is_declared():
+    """Each third-party module imported by the package, tests, scripts, bench or notebooks comes
+    from a distribution listed in pyproject.toml (dependencies, or the test extra for tests)."""
+    project = PYPROJECT["project"]
+    runtime = {_dist(r) for r in project["dependencies"]}
+    test = runtime | {_dist(r) for r in project["optional-dependencies"]["test"]}
+    local = {p.stem for p in (REPO / "tests").glob("*.py")} | {"hdml_lite"}
+    provided = packages_distributions()
+    missing = []
+    for path in _files(".py", ".ipynb"):
+        rel = path.relative_to(REPO)
+        if rel.parts[0] not in ("hdml_lite", "tests", "scripts", "bench", "notebooks"):
+            continue
+        source = _notebook_code(path) if path.suffix == ".ipynb" else path.read_text(encoding="utf-8")
+        allowed = test if rel.parts[0] in ("tests", "bench") else runtime
+        for mod in _imported_modules(source) - local - set(sys.stdlib_module_names):
+            dists = {_dist(d) for d in provided.get(mod, [])}
+            if not dists & allowed:
+                missing.append(f"{rel}: import {mod} (from {sorted(dists) or 'nothing installed'})")
+    assert not missing, "declare these in pyproject.toml:\n" + "\n".join(missing)
+
+
+def test_test_extra_has_what_the_reference_checks_need():
+    """pytorch-metric-learning's AccuracyCalculator needs faiss (tests/test_evaluation.py)."""
+    test = {_dist(r) for r in PYPROJECT["project"]["optional-dependencies"]["test"]}
+    assert {"pytest", "pytorch-metric-learning", "faiss-cpu", "nbclient", "ipykernel"} <= test
+
+
+def test_ci_runs_the_readme_test_command_in_a_fresh_venv():
     readme = (REPO / "README.md").read_text()
     ci = (REPO / ".ci" / "run").read_text()
     assert "bash scripts/test.sh" in readme and "bash scripts/demo.sh" in readme
-    assert [ln for ln in ci.splitlines() if ln and not ln.startswith(("#", "set ", "cd "))] == ["bash scripts/test.sh"]
+    code = [ln.strip() for ln in ci.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    assert code[-1] == "bash scripts/test.sh"                       # the README's command, last
+    assert any(re.match(r'VENV=\$\(mktemp -d', ln) for ln in code)   # a new temporary folder ...
+    assert 'python3 -m venv "$VENV"' in code                         # ... with a brand-new venv
+    assert any('PATH="$VENV/bin:$PATH"' in ln and 'PYTHON="$VENV/bin/python"' in ln for ln in code)
+    setup = (REPO / "scripts" / "setup.sh").read_text()
+    assert '-m pip install' in setup and '-e ".${EXTRA:+[$EXTRA]}"' in setup
+    test_sh = [ln for ln in (REPO / "scripts" / "test.sh").read_text().splitlines() if ln.strip()]
+    assert "bash scripts/setup.sh test" in test_sh
+    assert test_sh[-1].startswith('exec "${PYTHON:-python3}" -m pytest')   # pytest's line closes the run
+    assert PYPROJECT["tool"]["pytest"]["ini_options"]["testpaths"] == ["tests"]
+    assert len(list((REPO / "tests").glob("test_*.py"))) > 10         # pytest never exits 5 (no tests)
+
+
+def test_package_data_ships_the_lab_weights():
+    assert "weights/*.pt" in PYPROJECT["tool"]["setuptools"]["package-data"]["hdml_lite"]
+
+
+# ----------------------------------------------------------------------------- one repository URL
+
+GITHUB_URL = re.compile(r"https?://github\.com/[A-Za-z0-9_.\-]+(?:/[A-Za-z0-9_.\-]+)?")
+THIRD_PARTY = {"https://github.com/brendenlake/omniglot"}  # dataset home pages, not the kit
+
+
+def test_one_repository_url_everywhere():
+    """Every GitHub URL in the README, results/README.md, notebooks and .py files is either the
+    [project.urls] Repository value or a listed third-party page."""
+    url = PYPROJECT["project"]["urls"]["Repository"]
+    assert url == "https://github.com/hdml-lite/hdml_lite"
+    paths = [REPO / "README.md", REPO / "results" / "README.md", *_files(".py", ".ipynb")]
+    bad, uses = [], 0
+    for path in paths:
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        for m in GITHUB_URL.finditer(text):
+            found = m.group(0).removesuffix(".git")
+            if found == url:
+                uses += 1
+            elif found not in THIRD_PARTY:
+                bad.append(f"{path.relative_to(REPO)}: {m.group(0)}")
+    assert not bad, f"use {url} (pyproject.toml [project.urls]): {bad}"
+    assert uses >= 1
+
+
+def test_readme_installs_from_a_clone():
+    readme = (REPO / "README.md").read_text()
+    url = PYPROJECT["project"]["urls"]["Repository"]
+    assert f"git clone {url}" in readme and "cd hdml_lite" in readme
+    assert "not yet" in readme and "PyPI" in readme
