@@ -47,7 +47,7 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from .data import input_channels, load_dataset
     from .device import pick_device
-    from .evaluation import evaluate
+    from .evaluation import evaluate, kmeans_args
     from .training.checkpoint import load_checkpoint
     from .training.trainer import build_method, ks_for
 
@@ -59,7 +59,8 @@ def cmd_eval(args) -> int:
     method = build_method(cfg, train_ds.num_classes, in_ch, device, steps_per_epoch=1)  # eval only
     method.load_state_dict(state["method"])
     ds = load_dataset(cfg.data, args.split, in_channels=in_ch, train_transform=False)
-    m = evaluate(method.embed, ds, ks=ks_for(cfg), batch_size=cfg.train.eval_batch, device=device)
+    m = evaluate(method.embed, ds, ks=ks_for(cfg), batch_size=cfg.train.eval_batch, device=device,
+                 **kmeans_args(cfg))
     keys = tuple(k for k in m if k.startswith("r") and k[1:].isdigit()) + ("nmi", "f1", "map_r")
     print(format_table({f"{cfg.name} ({args.split}, step {state['step']})": m}, keys=keys))
     if args.json:

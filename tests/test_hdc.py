@@ -286,3 +286,139 @@ def test_hdc_method_eval_head_and_config_checks():
     for bad in (dict(routing="cascade"), dict(fractions=[1.0, 0.5]), dict(eval_head=0), dict(head_weights=[1.0])):
         with pytest.raises(ValueError):
             HDCMethod(_lab_cfg(**bad), 4, 1, torch.device("cpu"))
+
+
+# ---------------------------------------------------------------- released solver details
+def _grads(loss_scale: str):
+    g = torch.Generator().manual_seed(5)
+    z = torch.randn(12, 4, generator=g, dtype=torch.float64).mul(0.4).requires_grad_()
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
+    zn = nn.functional.normalize(z, dim=1)
+    pos, neg, _, _ = pair_losses(zn, labels)
+    pm, nm = torch.ones_like(pos, dtype=torch.bool), torch.ones_like(neg, dtype=torch.bool)
+    loss = hdc_head_loss(pos, neg, pm, nm, loss_scale=loss_scale)
+    loss.backward()
+    return float(loss.detach()), z.grad.clone(), int((pos > 0).sum()), int((neg > 0).sum())
+
+
+def test_released_loss_scale_keeps_the_value_and_rescales_the_gradient():
+    v_auto, g_auto, n_pos, n_neg = _grads("autograd")
+    v_rel, g_rel, _, _ = _grads("released")
+    assert 0 < n_neg < 54 and n_pos == 12  # some negatives are outside the margin (zero loss, not counted)
+    assert v_rel == pytest.approx(v_auto, rel=1e-12)
+    ratio = 2 * (n_pos + 2 * n_neg) / (n_pos + n_neg)  # autograd / released, in [2, 4]
+    assert 2 < ratio < 4
+    assert torch.allclose(g_auto, ratio * g_rel, rtol=1e-10, atol=1e-14)
+    with pytest.raises(ValueError, match="loss_scale"):
+        hdc_head_loss(torch.ones(1), torch.ones(1), torch.ones(1, dtype=torch.bool),
+                      torch.ones(1, dtype=torch.bool), loss_scale="caffe")
+
+
+def test_released_loss_scale_matches_a_hand_written_released_gradient():
+    # The released layer: for each kept pair with non-zero loss, grad wrt z_i of a positive is (z_i - z_j),
+    # of a negative -neg_factor * (z_i - z_j) (no factor 2), divided by the count P+ + 2 Q+.
+    z = _unit(7, 3, seed=3) * 0.7
+    labels = torch.tensor([0, 0, 1, 1, 1, 2, 2])
+    zz = z.clone().requires_grad_()
+    pos, neg, pos_idx, neg_idx = pair_losses(zz, labels)
+    pm, nm = torch.ones_like(pos, dtype=torch.bool), torch.ones_like(neg, dtype=torch.bool)
+    hdc_head_loss(pos, neg, pm, nm, loss_scale="released").backward()
+    want = torch.zeros_like(z)
+    n_pos, n_neg = int((pos > 0).sum()), int((neg > 0).sum())
+    for (i, j), v in zip(pos_idx.T.tolist(), pos.tolist()):
+        if v > 0:
+            want[i] += z[i] - z[j]
+            want[j] += z[j] - z[i]
+    for (i, j), v in zip(neg_idx.T.tolist(), neg.tolist()):
+        if v > 0:
+            want[i] -= 10 * (z[i] - z[j])
+            want[j] -= 10 * (z[j] - z[i])
+    assert 0 < n_neg < neg.numel()
+    assert torch.allclose(zz.grad, want / (n_pos + 2 * n_neg), atol=1e-12)
+
+
+def test_released_parameter_groups_lrs_and_weight_decay():
+    from hdml_lite.hdc import hdc_param_groups
+    from hdml_lite.presets import get_preset
+
+    cfg = get_preset("cars196_hdc")
+    assert (cfg.hdc.param_groups, cfg.hdc.loss_scale, cfg.hdc.aux_init) == ("released", "released", True)
+    model = CascadeModel("googlenet", head_dim=8, pretrained=False)
+    groups = hdc_param_groups(model, cfg.optim, "released")
+    lr, wd = cfg.optim.lr, cfg.optim.weight_decay
+    assert lr == 0.01 and wd == 2e-4 and cfg.optim.head_lr_mult == 10
+    seen = [id(p) for g in groups for p in g["params"]]
+    assert sorted(seen) == sorted(id(p) for p in model.parameters())  # each parameter exactly once
+    by_param = {id(p): g for g in groups for p in g["params"]}
+    emb = model.embedding_layers()
+    for layer in emb:  # prototxt: lr_mult 10 / decay 1 (weights), 20 / 0 (biases)
+        assert by_param[id(layer.weight)]["lr"] == pytest.approx(10 * lr)
+        assert by_param[id(layer.weight)]["weight_decay"] == wd
+        assert by_param[id(layer.bias)]["lr"] == pytest.approx(20 * lr)
+        assert by_param[id(layer.bias)]["weight_decay"] == 0
+    for layer in (model.heads[0].conv, model.heads[1].fc1):  # aux-initialised: lr_mult 1 / 2
+        assert by_param[id(layer.weight)]["lr"] == pytest.approx(lr)
+        assert by_param[id(layer.bias)]["lr"] == pytest.approx(2 * lr)
+        assert by_param[id(layer.bias)]["weight_decay"] == 0
+    conv = model.trunk.net.conv1
+    assert by_param[id(conv.conv.weight)]["lr"] == lr and by_param[id(conv.conv.weight)]["weight_decay"] == wd
+    assert by_param[id(conv.bn.bias)]["lr"] == 2 * lr and by_param[id(conv.bn.bias)]["weight_decay"] == 0
+    assert by_param[id(conv.bn.weight)]["lr"] == lr and by_param[id(conv.bn.weight)]["weight_decay"] == 0
+    # the optimizer HDCMethod builds uses these groups (SGD reads each group's weight_decay)
+    lab = _lab_cfg(param_groups="released")
+    lab.optim.optimizer, lab.optim.weight_decay, lab.optim.head_lr_mult = "sgd", 1e-3, 10.0
+    method = HDCMethod(lab, 4, 1, torch.device("cpu"))
+    opt_groups = method.optimizers["metric"].param_groups
+    got = {g["name"]: (g["lr"], g["weight_decay"]) for g in opt_groups}
+    assert got == {"net_weight": (1e-3, 1e-3), "net_bias": (2e-3, 0.0), "net_norm": (1e-3, 0.0),
+                   "embed_weight": (pytest.approx(1e-2), 1e-3), "embed_bias": (pytest.approx(2e-2), 0.0)}
+    method.set_lr_scale(0.1)  # the trainer's schedule scales every group from its own base lr
+    assert {g["name"]: g["lr"] for g in opt_groups}["embed_bias"] == pytest.approx(2e-3)
+    plain = HDCMethod(_lab_cfg(), 4, 1, torch.device("cpu")).optimizers["metric"].param_groups
+    assert len(plain) == 2  # the default: trunk / heads
+    with pytest.raises(ValueError, match="param_groups"):
+        HDCMethod(_lab_cfg(param_groups="caffe"), 4, 1, torch.device("cpu"))
+
+
+def test_heads_start_from_googlenet_aux_classifiers(tmp_path):
+    import torchvision.models as tvm
+
+    torch.manual_seed(0)
+    ref = tvm.googlenet(weights=None, aux_logits=True, init_weights=False)
+    for aux in (ref.aux1, ref.aux2):  # non-trivial BN of the aux conv
+        aux.conv.bn.running_mean.uniform_(-0.3, 0.3)
+        aux.conv.bn.running_var.uniform_(0.5, 2.0)
+        aux.conv.bn.weight.data.uniform_(0.5, 1.5)
+        aux.conv.bn.bias.data.uniform_(-0.2, 0.2)
+    path = tmp_path / "googlenet.pth"
+    torch.save(ref.state_dict(), path)
+    model = CascadeModel("googlenet", head_dim=8, pretrained=True, weights_path=str(path)).eval()
+    assert model.aux_initialised == ["aux1", "aux2"]
+    ref.eval()
+    t = torch.randn(2, 512, 4, 4)  # an already pooled 4x4 map: the aux conv+BN+ReLU and fc1 act on it
+    for head, aux, ch in ((model.heads[0], ref.aux1, 512), (model.heads[1], ref.aux2, 528)):
+        t = torch.randn(2, ch, 4, 4)
+        with torch.no_grad():
+            got = torch.relu(head.fc1(torch.relu(head.conv(t)).flatten(1)))
+            want = torch.relu(aux.fc1(aux.conv(t).flatten(1)))
+        assert torch.allclose(got, want, atol=1e-5)
+        assert torch.equal(head.fc1.weight, aux.fc1.weight)
+    fresh = CascadeModel("googlenet", head_dim=8, pretrained=True, weights_path=str(path), aux_init=False)
+    assert fresh.aux_initialised == [] and not torch.equal(fresh.heads[0].fc1.weight, ref.aux1.fc1.weight)
+    # without aux keys in the file nothing is copied
+    torch.save({k: v for k, v in ref.state_dict().items() if not k.startswith("aux")}, path)
+    assert CascadeModel("googlenet", head_dim=8, pretrained=True, weights_path=str(path)).aux_initialised == []
+
+
+def test_hdc_paper_presets_follow_the_released_solver():
+    from hdml_lite.presets import get_preset
+
+    cars, cub, sop = get_preset("cars196_hdc"), get_preset("cub_hdc"), get_preset("sop_hdc")
+    assert cars.train.steps == 20000 and cars.optim.milestones == [10000] and cars.optim.gamma == 0.1
+    assert cars.optim.lr == 0.01 and cars.optim.momentum == 0.9 and cars.optim.weight_decay == 2e-4
+    for cfg in (cars, cub, sop):
+        assert cfg.optim.optimizer == "sgd" and cfg.optim.head_lr_mult == 10.0
+        assert (cfg.hdc.param_groups, cfg.hdc.loss_scale, cfg.hdc.aux_init) == ("released", "released", True)
+        assert cfg.data.batch_classes == 10 and cfg.data.images_per_class == 10 and cfg.data.image_size == 224
+    lab = get_preset("lab_hdc")
+    assert (lab.hdc.param_groups, lab.hdc.loss_scale) == ("plain", "autograd")

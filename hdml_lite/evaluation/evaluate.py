@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from .clustering import cluster_metrics
 from .retrieval import retrieval_metrics
 
-SMALL_KS = (1, 2, 4, 8)  # CUB-200-2011, Cars196 (HDML_SPEC 4)
+SMALL_KS = (1, 2, 4, 8)  # CUB-200-2011, Cars196 (METHOD §4)
 SOP_KS = (1, 10, 100, 1000)  # Stanford Online Products
 SOP_NAMES = {"sop", "stanford_online_products", "online_products", "ebay"}
 
@@ -31,10 +31,12 @@ def ks_for(num_classes_or_name) -> tuple[int, ...]:
 
 
 def evaluate_embeddings(emb, labels, ks: Sequence[int] = SMALL_KS, cluster: bool = True,
-                        device=None, chunk: int = 8192, seed: int = 0, n_init: int = 1) -> dict:
+                        device=None, chunk: int | None = None, seed: int = 0, n_init: int = 1) -> dict:
     """Flat dict of floats: r{K} for K in ks, map_r, r_precision, and (if cluster) nmi, f1.
 
-    emb: (N, D) embeddings (normalised inside), labels: (N,) class ids.
+    emb: (N, D) embeddings (normalised inside), labels: (N,) class ids. k-means: ``n_init``
+    restarts, ``random_state=seed`` (the released HDML code: 10 and 1; ``train.kmeans_restarts``
+    and ``train.kmeans_seed``). ``chunk``: retrieval block size (None: adapted to N).
     """
     out = retrieval_metrics(emb, labels, ks, device=device, chunk=chunk)
     if cluster:
@@ -77,10 +79,19 @@ def compute_embeddings(embed_fn: Callable[[torch.Tensor], torch.Tensor], dataset
 
 
 def evaluate(embed_fn, dataset, ks: Sequence[int] | None = None, cluster: bool = True, device=None,
-             batch_size: int = 256, progress: bool = False, seed: int = 0) -> dict:
-    """compute_embeddings + evaluate_embeddings; ks default from the number of classes (ks_for)."""
+             batch_size: int = 256, progress: bool = False, seed: int = 0, kmeans_restarts: int = 1) -> dict:
+    """compute_embeddings + evaluate_embeddings; ks default from the number of classes (ks_for).
+
+    ``seed`` and ``kmeans_restarts``: k-means ``random_state`` and ``n_init`` (``kmeans_args(cfg)``
+    gives them from a config)."""
     emb, labels = compute_embeddings(embed_fn, dataset, batch_size=batch_size, device=device,
                                      progress=progress)
     if ks is None:
         ks = ks_for(len(np.unique(labels)))
-    return evaluate_embeddings(emb, labels, ks=ks, cluster=cluster, device=device, seed=seed)
+    return evaluate_embeddings(emb, labels, ks=ks, cluster=cluster, device=device, seed=seed,
+                               n_init=kmeans_restarts)
+
+
+def kmeans_args(cfg) -> dict:
+    """``evaluate`` keyword arguments for k-means from a Config: seed and kmeans_restarts."""
+    return {"seed": int(cfg.train.kmeans_seed), "kmeans_restarts": int(cfg.train.kmeans_restarts)}

@@ -1,4 +1,4 @@
-"""Retrieval metrics (HDML_SPEC section 4): Recall@K, MAP@R, R-precision, chunked kNN.
+"""Retrieval metrics (METHOD §4): Recall@K, MAP@R, R-precision, chunked kNN.
 
 Every query is compared with every OTHER test item (leave-one-out, the query
 itself excluded), by cosine similarity of L2-normalised embeddings, which ranks
@@ -127,7 +127,7 @@ def _top_cols(b: torch.Tensor, k: int, g: int = GROUP) -> tuple[torch.Tensor, to
 
 
 def retrieval_metrics(emb, labels, ks: Sequence[int] = (1, 2, 4, 8), device=None,
-                      chunk: int = 8192) -> dict:
+                      chunk: int | None = None) -> dict:
     """Recall@K for K in ks, MAP@R and R-precision from one pass; flat dict of floats in [0, 1].
 
     emb: (N, D) embeddings (L2-normalised here); labels: (N,) class ids.
@@ -135,6 +135,7 @@ def retrieval_metrics(emb, labels, ks: Sequence[int] = (1, 2, 4, 8), device=None
     NaN if no query has a positive. Runs on ``device`` (default: the embeddings' device).
     """
     ks = sorted({int(k) for k in ks})
+    chunk = 8192 if chunk is None else int(chunk)
     e = _normalise(emb, device)
     dev = e.device
     lab = torch.as_tensor(labels).to(dev).long().reshape(-1)

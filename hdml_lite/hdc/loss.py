@@ -1,4 +1,4 @@
-"""HDC's loss: contrastive pair loss per head with hard-aware routing (HDML_SPEC section 2).
+"""HDC's loss: contrastive pair loss per head with hard-aware routing (METHOD §2).
 
 Pure functions. For one head with normalised embeddings z (B, D), over all pairs i < j:
 
@@ -19,6 +19,16 @@ Routing (which pairs head k may keep):
   nested sets of 100% / 50% / 20% of all pairs: a pair that is easy for a shallower head
   never reaches a deeper one.
 
+Gradient scale (``loss_scale``, METHOD §2). The released Caffe layer enumerates every negative
+pair from both sides, so its normaliser counts each negative twice, and its backward pass has no
+factor 2 from d(d^2)/dz. Per head, with P+ and Q+ the kept positives and negatives of non-zero loss:
+
+    "autograd":  gradient of J_k = sum / (P+ + Q+)                      (plain autograd)
+    "released":  that gradient times (P+ + Q+) / (2 * (P+ + 2 Q+))       (1/4 to 1/2 of it)
+
+The loss VALUE is J_k in both modes (so logs compare); only the gradient is rescaled. Under Adam
+the scale hardly matters; under SGD (the released solver) it is an effective learning rate.
+
 Selection is done under ``torch.no_grad`` and returns masks (indices only), as
 pytorch-metric-learning's miners do; gradients flow only through the kept losses.
 """
@@ -29,6 +39,7 @@ import math
 import torch
 
 ROUTINGS = ("top", "nested")
+LOSS_SCALES = ("autograd", "released")
 
 
 def pair_losses(z: torch.Tensor, labels: torch.Tensor, neg_factor: float = 10.0):
@@ -98,22 +109,31 @@ def route(head_losses: list[torch.Tensor], fractions, routing: str = "top") -> l
 
 
 def hdc_head_loss(pos_loss: torch.Tensor, neg_loss: torch.Tensor, pos_mask: torch.Tensor,
-                  neg_mask: torch.Tensor) -> torch.Tensor:
+                  neg_mask: torch.Tensor, loss_scale: str = "autograd") -> torch.Tensor:
     """One head's loss: sum of kept losses / number of kept pairs with non-zero loss.
 
     pos_loss (P,), neg_loss (Q,), masks (P,), (Q,) bool -> scalar. When no kept pair has a
     non-zero loss the result is an exact 0 that still belongs to the graph (zero gradients,
     never NaN). Masked entries are zeroed with ``torch.where`` (losses are finite).
+    ``loss_scale="released"`` keeps the value and rescales the gradient to the released
+    code's (module docstring): value v, gradient s * dv with s = (P+ + Q+) / (2 (P+ + 2 Q+)).
     """
+    if loss_scale not in LOSS_SCALES:
+        raise ValueError(f"hdc.loss_scale={loss_scale!r}; expected one of {', '.join(LOSS_SCALES)}")
     kept_pos = torch.where(pos_mask, pos_loss, torch.zeros_like(pos_loss))
     kept_neg = torch.where(neg_mask, neg_loss, torch.zeros_like(neg_loss))
     total = kept_pos.sum() + kept_neg.sum()
-    active = (kept_pos.detach() > 0).sum() + (kept_neg.detach() > 0).sum()
-    return total / active.clamp_min(1)
+    n_pos, n_neg = (kept_pos.detach() > 0).sum(), (kept_neg.detach() > 0).sum()
+    active = n_pos + n_neg
+    loss = total / active.clamp_min(1)
+    if loss_scale == "released":
+        s = active.to(loss.dtype) / (2 * (n_pos + 2 * n_neg)).clamp_min(1).to(loss.dtype)  # 0 if none active
+        loss = loss * s + (loss * (1 - s)).detach()
+    return loss
 
 
 def cascade_loss(embeddings: list[torch.Tensor], labels: torch.Tensor, fractions=(1.0, 0.5, 0.2),
-                 routing: str = "top", neg_factor: float = 10.0):
+                 routing: str = "top", neg_factor: float = 10.0, loss_scale: str = "autograd"):
     """HDC objective: sum over heads of ``hdc_head_loss`` with hard-aware routing.
 
     embeddings: per head (B, D_k) L2-normalised; labels (B,) ->
@@ -123,5 +143,6 @@ def cascade_loss(embeddings: list[torch.Tensor], labels: torch.Tensor, fractions
     per_pair = [pair_losses(z, labels, neg_factor) for z in embeddings]
     pos_masks = route([p[0] for p in per_pair], fractions, routing)
     neg_masks = route([p[1] for p in per_pair], fractions, routing)
-    per_head = [hdc_head_loss(p[0], p[1], pm, nm) for p, pm, nm in zip(per_pair, pos_masks, neg_masks)]
+    per_head = [hdc_head_loss(p[0], p[1], pm, nm, loss_scale)
+                for p, pm, nm in zip(per_pair, pos_masks, neg_masks)]
     return sum(per_head), per_head

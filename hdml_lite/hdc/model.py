@@ -1,4 +1,4 @@
-"""HDC's cascade: one shared trunk, three embedding heads of increasing depth (HDML_SPEC section 2).
+"""HDC's cascade: one shared trunk, three embedding heads of increasing depth (METHOD §2).
 
     x (B, C, H, W) --trunk--> taps t1, t2, t3 --head k--> z_k (B, head_dim), each L2-normalised
 
@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.backbones import build_backbone
+
+AUX_BN_EPS = 1e-3  # torchvision GoogLeNet's BasicConv2d BatchNorm eps
 
 # output channels of each backbone's stages (``backbone.stages()``), when it has no ``stage_channels``
 _STAGE_CHANNELS = {
@@ -74,12 +76,54 @@ class GlobalHead(nn.Module):
         return self.fc(self.drop(t.mean(dim=(2, 3))))  # (B, out_dim)
 
 
+@torch.no_grad()
+def init_heads_from_aux(heads, aux_state: dict) -> list[str]:
+    """Initialise heads 1-2 (``PooledHead``) from GoogLeNet's auxiliary classifiers aux1/aux2, as the
+    released HDC model does (METHOD §2): the 1x1 conv (-> 128) and the FC 2048 -> 1024 have the
+    same shapes. torchvision's aux conv is conv (no bias) + BatchNorm; it is folded into the head's
+    conv (exact in eval mode): w' = w * g / sqrt(v + eps), b' = beta - mu * g / sqrt(v + eps).
+    A plain conv with a bias (``auxK.conv.weight`` / ``auxK.conv.bias``, e.g. converted Caffe weights)
+    is copied as is. The last FC (-> head_dim) stays new.
+
+    Note: torchvision's own GoogLeNet aux heads are not ImageNet-trained (torchvision says so); the
+    copy matters with a weights file whose aux heads are (the released Caffe GoogLeNet's are).
+    Returns the names of the heads initialised ("aux1", "aux2"); heads whose shapes differ are skipped.
+    """
+    done = []
+    for name, head in zip(("aux1", "aux2"), heads[:2]):
+        p = f"{name}."
+        if f"{p}conv.conv.weight" in aux_state:  # torchvision BasicConv2d: conv + BN
+            w = aux_state[f"{p}conv.conv.weight"].float()
+            g, beta = aux_state[f"{p}conv.bn.weight"].float(), aux_state[f"{p}conv.bn.bias"].float()
+            mu, var = aux_state[f"{p}conv.bn.running_mean"].float(), aux_state[f"{p}conv.bn.running_var"].float()
+            scale = g / torch.sqrt(var + AUX_BN_EPS)
+            conv_w, conv_b = w * scale[:, None, None, None], beta - mu * scale
+        elif f"{p}conv.weight" in aux_state:
+            conv_w = aux_state[f"{p}conv.weight"].float()
+            conv_b = aux_state.get(f"{p}conv.bias", torch.zeros(conv_w.shape[0])).float()
+        else:
+            continue
+        fc_w, fc_b = aux_state.get(f"{p}fc1.weight"), aux_state.get(f"{p}fc1.bias")
+        if (fc_w is None or conv_w.shape != head.conv.weight.shape or fc_w.shape != head.fc1.weight.shape):
+            continue
+        head.conv.weight.copy_(conv_w)
+        head.conv.bias.copy_(conv_b)
+        head.fc1.weight.copy_(fc_w.float())
+        head.fc1.bias.copy_(fc_b.float() if fc_b is not None else torch.zeros_like(head.fc1.bias))
+        done.append(name)
+    return done
+
+
 class CascadeModel(nn.Module):
     """Shared trunk + three heads. ``forward(x) -> [z1, z2, z3]``, each (B, head_dim), L2-normalised
-    (float32 even under autocast)."""
+    (float32 even under autocast).
+
+    ``aux_init``: with GoogLeNet and loaded ImageNet weights that hold aux1/aux2, heads 1-2 start
+    from them (``init_heads_from_aux``); ``self.aux_initialised`` lists the heads that did.
+    """
 
     def __init__(self, backbone_name: str = "googlenet", in_channels: int = 3, head_dim: int = 128,
-                 pretrained: bool = True, weights_path: str = "", width: int = 32):
+                 pretrained: bool = False, weights_path: str = "", width: int = 32, aux_init: bool = True):
         super().__init__()
         self.trunk = build_backbone(backbone_name, in_channels=in_channels, pretrained=pretrained,
                                     weights_path=weights_path, width=width)
@@ -93,6 +137,8 @@ class CascadeModel(nn.Module):
             PooledHead(channels[1], head_dim, sizes["conv"], sizes["fc"], sizes["grid"], sizes["drop_mid"]),
             GlobalHead(channels[2], head_dim, sizes["drop_last"]),
         ])
+        aux_state = getattr(self.trunk, "aux_state", {})
+        self.aux_initialised = init_heads_from_aux(self.heads, aux_state) if aux_init and aux_state else []
 
     def tap_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Run the trunk once; return the three tapped feature maps [(B, C_k, H_k, W_k)]."""
@@ -113,3 +159,7 @@ class CascadeModel(nn.Module):
     def new_layers(self) -> list[nn.Parameter]:
         """Parameters of the three heads (trained at lr * head_lr_mult)."""
         return list(self.heads.parameters())
+
+    def embedding_layers(self) -> list[nn.Linear]:
+        """The last FC of each head (-> head_dim): the released prototxt's lr_mult 10 layers."""
+        return [self.heads[0].fc2, self.heads[1].fc2, self.heads[2].fc]

@@ -1,9 +1,10 @@
 """Backbones: image batch (B, C, H, W) -> feature y (B, feature_dim).
 
 - ``googlenet``: torchvision GoogLeNet, the paper's trunk; y is the 1024-d pooled
-  feature (HDML_SPEC section 1, "Symbols"). ImageNet weights come from torchvision
-  when reachable, or from a local weights file; without either, a warning and
-  random initialisation.
+  feature (METHOD §1, "Symbols"; no dropout on it, torchvision's input scale for its
+  ImageNet weights: METHOD §1.9). ImageNet weights come from torchvision when
+  reachable, or from a local weights file; without either, a warning and random
+  initialisation.
 - ``resnet18`` / ``resnet50``: torchvision ResNets, y is the pooled feature.
 - ``small_cnn``: a four-stage CNN that trains in minutes on a CPU, for the
   embedded glyph dataset.
@@ -57,7 +58,18 @@ class SmallCNN(nn.Module):
 
 
 class TorchvisionTrunk(nn.Module):
-    """A torchvision classifier with its last FC removed: (B, 3, H, W) -> (B, feature_dim)."""
+    """A torchvision classifier with its last FC removed: (B, 3, H, W) -> (B, feature_dim).
+
+    GoogLeNet is built the way torchvision builds it for its ImageNet weights (METHOD §1.9):
+    ``transform_input=True`` when those weights are loaded (the kit feeds ImageNet-normalised
+    images; torchvision's weights expect them rescaled to (x - 0.5) / 0.5 per channel, which
+    ``transform_input`` does), and the ``Dropout(0.2)`` between the pooled 1024-d feature and
+    ``fc`` is removed: y is the pooled feature itself, as in the released HDML code.
+
+    ``aux_state``: the auxiliary-classifier tensors (``aux1.*``, ``aux2.*``) found in the
+    loaded weights, kept aside (not registered, not in ``state_dict``) for HDC, whose heads 1-2
+    start from them (``hdml_lite.hdc.model.init_heads_from_aux``); ``{}`` when none were loaded.
+    """
 
     def __init__(self, name: str, pretrained: bool = True, weights_path: str = ""):
         super().__init__()
@@ -72,12 +84,17 @@ class TorchvisionTrunk(nn.Module):
         kwargs = {"aux_logits": False, "init_weights": False} if name == "googlenet" else {}
         net = builders[name](weights=None, **kwargs)
         self.pretrained_loaded = False
+        self.aux_state: dict[str, torch.Tensor] = {}
         if pretrained:
-            self.pretrained_loaded = _load_imagenet(net, name, weight_enums[name], weights_path)
+            loaded = _load_imagenet(net, name, weight_enums[name], weights_path)
+            if loaded is not None:
+                self.pretrained_loaded = True
+                self.aux_state = {k: v for k, v in loaded.items() if k.startswith(("aux1.", "aux2."))}
         if name == "googlenet":
-            # torchvision's ImageNet GoogLeNet expects its own input transform; we
-            # feed ImageNet-normalised images, as the released weights need.
-            net.transform_input = False
+            # torchvision switches transform_input on when it loads GoogLeNet's ImageNet weights
+            # (googlenet(weights=...)): keep its input scale; without those weights, no rescaling.
+            net.transform_input = self.pretrained_loaded
+            net.dropout = nn.Identity()  # Dropout(0.2) before fc: not part of the feature y
         self.feature_dim = net.fc.in_features
         net.fc = nn.Identity()
         self.net = net
@@ -90,11 +107,16 @@ class TorchvisionTrunk(nn.Module):
         return [n.layer1, n.layer2, n.layer3, n.layer4]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # (B, feature_dim), dropout/fc are identity-like at the end
+        return self.net(x)  # (B, feature_dim): pooled feature, fc and (GoogLeNet) dropout removed
 
 
-def _load_imagenet(net: nn.Module, name: str, weights_enum, weights_path: str) -> bool:
-    """Load ImageNet weights: a local file first, then torchvision's cache/download."""
+def _load_imagenet(net: nn.Module, name: str, weights_enum, weights_path: str) -> dict | None:
+    """Load ImageNet weights into net: a local file first, then torchvision's cache/download.
+
+    Returns the full state dict that was read (auxiliary-classifier keys included, which
+    ``net`` itself does not hold), or None when no weights could be obtained (a warning).
+    A weights file that was named but does not exist raises FileNotFoundError.
+    """
     path = weights_path or os.environ.get("HDML_WEIGHTS", "")
     try:
         if path:
@@ -103,9 +125,8 @@ def _load_imagenet(net: nn.Module, name: str, weights_enum, weights_path: str) -
             state = torch.load(path, map_location="cpu", weights_only=True)
         else:
             state = weights_enum.get_state_dict(progress=False)
-        state = {k: v for k, v in state.items() if not k.startswith("aux")}
-        net.load_state_dict(state, strict=False)
-        return True
+        net.load_state_dict({k: v for k, v in state.items() if not k.startswith("aux")}, strict=False)
+        return state
     except FileNotFoundError:
         raise
     except Exception as exc:  # offline: no download possible
@@ -115,7 +136,7 @@ def _load_imagenet(net: nn.Module, name: str, weights_enum, weights_path: str) -
             f"model.weights_path=/path/to/file.pth (or $HDML_WEIGHTS) to use them offline.",
             stacklevel=3,
         )
-        return False
+        return None
 
 
 def build_backbone(name: str, in_channels: int = 3, pretrained: bool = True, weights_path: str = "",

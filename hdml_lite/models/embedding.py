@@ -2,7 +2,7 @@
 
     x (B, C, H, W) --f--> y (B, feature_dim) --g--> z (B, embedding_size)
 
-g is BatchNorm1d + Linear, as in the official HDML code (HDML_SPEC 1.2/1.3): the
+g is BatchNorm1d + Linear, as in the official HDML code (METHOD §1.2-1.3): the
 same g re-embeds HDML's synthetic features, so it is a module of its own.
 The model returns (y, z); losses live elsewhere.
 """
@@ -42,7 +42,7 @@ class MetricModel(nn.Module):
         return y, z
 
     def new_layers(self) -> list[nn.Parameter]:
-        """Parameters of the layers added on top of the backbone (10x learning rate)."""
+        """Parameters of the layers added on top of the backbone (lr * optim.head_lr_mult)."""
         return list(self.head.parameters())
 
 

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ..config import Config, ConfigError, to_dict
 from ..data import input_channels, load_dataset, make_sampler
 from ..device import pick_device
-from ..evaluation import evaluate
+from ..evaluation import evaluate, kmeans_args
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, write_json
 from .method import BaselineMethod, Method, NonFiniteLossError
 from .schedule import lr_scale
@@ -127,7 +127,8 @@ def train(cfg: Config, resume: bool = True, eval_sets: dict | None = None) -> Ru
 
     def run_eval(step: int) -> None:
         for split, ds in eval_sets.items():
-            m = evaluate(method.embed, ds, ks=ks_for(cfg), batch_size=cfg.train.eval_batch, device=device)
+            m = evaluate(method.embed, ds, ks=ks_for(cfg), batch_size=cfg.train.eval_batch, device=device,
+                         **kmeans_args(cfg))
             history["eval"].append({"step": step, "split": split, **m})
 
     kill_at = int(os.environ.get("HDML_KILL_AT_STEP", "-1"))  # test hook: simulate a crash
