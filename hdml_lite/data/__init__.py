@@ -13,15 +13,26 @@ import numpy as np
 from .paths import data_root  # root if given, else $HDML_DATA, else $XDG_CACHE_HOME/hdml_lite
 from .base import ArrayDataset, CorruptImageError, ImageListDataset, Split, relabel, subset
 from .samplers import BatchRequestError, MPerClassSampler, NPairSampler, TripletSampler, make_sampler
+from .cache import ImageCache, cache_folder, open_cache
+from .preflight import check_splits, drop_unreadable, split_report
 from .transforms import build_transforms
 
 DATASET_NAMES = ("glyphs", "cub", "cars196", "sop", "omniglot", "folder")
 GREY_DATASETS = ("glyphs", "omniglot")
 
 
-def input_channels(dataset: str, backbone: str) -> int:
-    """Grey datasets feed 1 channel to the small CNN; ImageNet backbones always take 3."""
-    return 1 if (dataset in GREY_DATASETS and backbone == "small_cnn") else 3
+def read_channels(dataset: str, channels: int = 0) -> int:
+    """Channels images are read with: ``channels`` (data.channels: 1 grey, 3 RGB), or with 0 the
+    dataset's default (1 for glyphs and omniglot, 3 otherwise)."""
+    if channels not in (0, 1, 3):
+        raise ValueError(f"data.channels={channels!r}; expected 0 (dataset default), 1 (grey) or 3 (RGB)")
+    return channels or (1 if dataset in GREY_DATASETS else 3)
+
+
+def input_channels(dataset: str, backbone: str, channels: int = 0) -> int:
+    """Channels the model takes: the small CNN takes the images' channels (``read_channels``: pass
+    data.channels); ImageNet backbones always take 3 (grey images are repeated to 3)."""
+    return read_channels(dataset, channels) if backbone == "small_cnn" else 3
 
 
 def _split_val(ds, fraction: float, seed: int = 0):
@@ -57,8 +68,9 @@ def load_dataset(data_cfg, split: str, in_channels: int | None = None, train_tra
     name = data_cfg.dataset
     if name not in DATASET_NAMES:
         raise ValueError(f"data.dataset={name!r}; expected one of {', '.join(DATASET_NAMES)}")
+    read_ch = read_channels(name, getattr(data_cfg, "channels", 0))
     if in_channels is None:
-        in_channels = 1 if name in GREY_DATASETS else 3
+        in_channels = read_ch
     is_train = (split == "train") if train_transform is None else train_transform
     tf = build_transforms(data_cfg.transforms, is_train, data_cfg.resize, data_cfg.image_size, in_channels)
     base_split = "test" if split == "test" else "train"
@@ -73,8 +85,15 @@ def load_dataset(data_cfg, split: str, in_channels: int | None = None, train_tra
         if not data_cfg.root:
             root = root / name
         train, test = read_dataset(name, str(root), split_file=data_cfg.split_file)
-        ds = ImageListDataset(test if base_split == "test" else train, transform=tf,
-                              in_channels=in_channels, skip_corrupt=data_cfg.skip_corrupt)
+        train, test = check_splits([train, test], data_cfg.skip_corrupt)   # every image's header, once
+        cache = None
+        if getattr(data_cfg, "cache", ""):
+            folder = cache_folder(data_cfg.cache, root, name, data_cfg.resize, read_ch)
+            cache = open_cache(folder, train.paths + test.paths, root, data_cfg.resize, read_ch,
+                               skip_corrupt=data_cfg.skip_corrupt, workers=data_cfg.num_workers)
+            train, test = (drop_unreadable(s, cache.unreadable) for s in (train, test))
+        ds = ImageListDataset(test if base_split == "test" else train, transform=tf, in_channels=read_ch)
+        ds.cache = cache
     if split != "test" and data_cfg.val_classes > 0:
         train_part, val_part = _split_val(ds, data_cfg.val_classes)
         ds = val_part if split == "val" else train_part
@@ -84,4 +103,5 @@ def load_dataset(data_cfg, split: str, in_channels: int | None = None, train_tra
 
 __all__ = ["ArrayDataset", "ImageListDataset", "Split", "CorruptImageError", "relabel", "subset",
            "BatchRequestError", "NPairSampler", "TripletSampler", "MPerClassSampler", "make_sampler",
-           "build_transforms", "load_dataset", "data_root", "input_channels", "DATASET_NAMES"]
+           "build_transforms", "load_dataset", "data_root", "input_channels", "read_channels", "DATASET_NAMES",
+           "ImageCache", "open_cache", "split_report"]

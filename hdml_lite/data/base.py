@@ -13,6 +13,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from .transforms import resize_image
+
 
 @dataclass
 class Split:
@@ -34,7 +36,8 @@ def relabel(labels) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ImageListDataset(Dataset):
-    """Images read from files with PIL. ``transform`` maps a PIL image to a tensor."""
+    """Images read from files with PIL, as RGB (``in_channels`` 3) or grey (1). ``transform`` maps
+    a PIL image (or a uint8 tensor from the pre-resized ``cache``, see data/cache.py) to a tensor."""
 
     def __init__(self, split: Split, transform=None, in_channels: int = 3, skip_corrupt: bool = False):
         self.paths = list(split.paths)
@@ -43,6 +46,7 @@ class ImageListDataset(Dataset):
         self.transform = transform
         self.in_channels = in_channels
         self.skipped = list(split.skipped)
+        self.cache = None                   # an ImageCache holding these files pre-resized, or None
         if skip_corrupt:
             keep = []
             for i, p in enumerate(self.paths):
@@ -73,7 +77,16 @@ class ImageListDataset(Dataset):
                 f"cannot read image {path!r} ({type(exc).__name__}: {exc}); remove the file or set "
                 f"data.skip_corrupt=true to skip unreadable images") from exc
 
+    def resized(self, i: int, resize: int) -> torch.Tensor:
+        """Image ``i`` as uint8 (C, resize, resize): from the cache if it holds that size, else
+        decoded and resized on uint8."""
+        if self.cache is not None and self.cache.resize == resize:
+            return self.cache.image(self.paths[i])
+        return resize_image(self.load_image(i), resize)
+
     def __getitem__(self, i: int):
+        if self.cache is not None and self.transform is not None:
+            return self.transform(self.cache.image(self.paths[i])), int(self.labels[i])
         img = self.load_image(i)
         x = self.transform(img) if self.transform is not None else torch.from_numpy(np.array(img)).float()
         return x, int(self.labels[i])
@@ -103,6 +116,10 @@ class ArrayDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
+    def resized(self, i: int, resize: int) -> torch.Tensor:
+        """Image ``i`` as float (C, resize, resize) in [0, 1] (resized in float, as the transform does)."""
+        return resize_image(self.images[i].float() / 255.0, resize)
+
     def __getitem__(self, i: int):
         x = self.images[i].float() / 255.0
         if self.transform is not None:
@@ -126,6 +143,7 @@ def subset(ds, indices) -> Dataset:
         out.transform = ds.transform
         out.in_channels = ds.in_channels
         out.skipped = list(ds.skipped)
+        out.cache = getattr(ds, "cache", None)
     out.labels = new_labels
     out.class_names = [ds.class_names[v] for v in values]
     return out

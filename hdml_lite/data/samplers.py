@@ -4,7 +4,7 @@ Each sampler is a pure function of the step: ``batch(step) -> list[int]`` uses a
 generator seeded by (seed, step), so a resumed run sees exactly the same batches.
 
 - ``NPairSampler``: N classes x 2 images, class-major ``[c0a, c0b, c1a, c1b, ...]``,
-  so anchors are ``z[0::2]`` and positives ``z[1::2]`` (HDML_SPEC 1.1).
+  so anchors are ``z[0::2]`` and positives ``z[1::2]`` (METHOD §1.1).
 - ``TripletSampler``: T triplets ``[a, p, n]`` repeated: ``z[0::3], z[1::3], z[2::3]``.
 - ``MPerClassSampler``: C classes x m images (HDC: 10 x 10), class-major.
 Classes with fewer than 2 images cannot give a positive pair: they are excluded
@@ -22,16 +22,19 @@ class BatchRequestError(ValueError):
 
 
 class _ClassSampler:
-    def __init__(self, labels, n_classes: int, seed: int = 0, min_images: int = 2, what: str = "batch"):
+    def __init__(self, labels, n_classes: int, seed: int = 0, min_images: int = 2, what: str = "batch",
+                 class_names=None, warn: bool = True):
         labels = np.asarray(labels)
         self.seed = seed
         classes, counts = np.unique(labels, return_counts=True)
         self.by_class = {int(c): np.flatnonzero(labels == c) for c in classes}
         self.eligible = [int(c) for c, n in zip(classes, counts) if n >= min_images]
         self.excluded = [int(c) for c, n in zip(classes, counts) if n < min_images]
-        if self.excluded:
+        if self.excluded and warn:
+            names = ([str(class_names[c]) for c in self.excluded] if class_names is not None
+                     else [f"label {c}" for c in self.excluded])
             warnings.warn(f"{len(self.excluded)} class(es) have fewer than {min_images} images and are excluded "
-                          f"from positive sampling: labels {self.excluded[:10]}{' ...' if len(self.excluded) > 10 else ''}",
+                          f"from positive sampling: {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}",
                           stacklevel=3)
         if n_classes < 1:
             raise BatchRequestError(f"data.batch_classes={n_classes}: expected at least 1")
@@ -50,8 +53,8 @@ class _ClassSampler:
 
 
 class NPairSampler(_ClassSampler):
-    def __init__(self, labels, n_classes: int, seed: int = 0):
-        super().__init__(labels, n_classes, seed, what="N-pair sampler")
+    def __init__(self, labels, n_classes: int, seed: int = 0, **report):
+        super().__init__(labels, n_classes, seed, what="N-pair sampler", **report)
 
     def batch(self, step: int) -> list[int]:
         rng = self.rng(step)
@@ -60,8 +63,8 @@ class NPairSampler(_ClassSampler):
 
 
 class MPerClassSampler(_ClassSampler):
-    def __init__(self, labels, n_classes: int, m: int, seed: int = 0):
-        super().__init__(labels, n_classes, seed, what="m-per-class sampler")
+    def __init__(self, labels, n_classes: int, m: int, seed: int = 0, **report):
+        super().__init__(labels, n_classes, seed, what="m-per-class sampler", **report)
         if m < 2:
             raise BatchRequestError(f"data.images_per_class={m}: expected at least 2 for positive pairs")
         self.m = m
@@ -75,8 +78,8 @@ class MPerClassSampler(_ClassSampler):
 class TripletSampler(_ClassSampler):
     """``n_triplets`` triplets; the anchor classes are distinct when possible."""
 
-    def __init__(self, labels, n_triplets: int, seed: int = 0):
-        super().__init__(labels, 1, seed, what="triplet sampler")
+    def __init__(self, labels, n_triplets: int, seed: int = 0, **report):
+        super().__init__(labels, 1, seed, what="triplet sampler", **report)
         if len(self.by_class) < 2:
             raise BatchRequestError("triplet sampler needs at least 2 classes for negatives")
         self.all_classes = list(self.by_class)
@@ -95,12 +98,17 @@ class TripletSampler(_ClassSampler):
         return out
 
 
-def make_sampler(kind: str, labels, batch_classes: int, images_per_class: int = 2, seed: int = 0):
-    """Build a sampler by name: npair | triplet | m_per_class (see module docstring)."""
+def make_sampler(kind: str, labels, batch_classes: int, images_per_class: int = 2, seed: int = 0,
+                 class_names=None, warn: bool = True):
+    """Build a sampler by name: npair | triplet | m_per_class (see module docstring).
+
+    class_names: name the excluded single-image classes in the warning (else their labels);
+    warn=False: no warning (the trainer reports them itself, see data/preflight.py)."""
+    report = {"class_names": class_names, "warn": warn}
     if kind == "npair":
-        return NPairSampler(labels, batch_classes, seed)
+        return NPairSampler(labels, batch_classes, seed, **report)
     if kind == "triplet":
-        return TripletSampler(labels, batch_classes, seed)
+        return TripletSampler(labels, batch_classes, seed, **report)
     if kind == "m_per_class":
-        return MPerClassSampler(labels, batch_classes, images_per_class, seed)
+        return MPerClassSampler(labels, batch_classes, images_per_class, seed, **report)
     raise ValueError(f"data.sampler={kind!r}; expected npair, triplet or m_per_class")

@@ -1,0 +1,92 @@
+"""Pre-flight checks, run when a dataset is loaded, before training starts.
+
+- ``unreadable(paths)``: every image file's header is opened and verified (PIL
+  ``Image.open`` + ``verify``: cheap, no full decode). Files that passed are remembered
+  (path, size, mtime), so loading the train, val and test splits checks each file once.
+- ``drop_unreadable(split, bad)``: with ``data.skip_corrupt`` those files leave the split
+  and are listed in ``split.skipped``; without it the first one is a ``CorruptImageError``
+  (one line naming the file; the CLI exits with code 2).
+- ``split_report(splits)``: plain lines for the user, per split: images skipped, and
+  classes with a single image, named by their class folder (the sampler cannot draw a
+  positive pair from them; in a test split they are left out as retrieval queries).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image
+
+from .base import CorruptImageError, Split
+
+_VERIFIED: set = set()        # (path, size, mtime_ns) whose header opened fine in this process
+
+
+def unreadable(paths: list[str]) -> list[tuple[str, str]]:
+    """[(path, reason), ...] for the files whose image header cannot be read."""
+    bad = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+            key = (p, st.st_size, st.st_mtime_ns)
+            if key in _VERIFIED:
+                continue
+            with Image.open(p) as im:
+                im.verify()
+            _VERIFIED.add(key)
+        except Exception as exc:
+            bad.append((p, f"{type(exc).__name__}: {exc}".strip()))
+    return bad
+
+
+def corrupt_error(bad: list[tuple[str, str]]) -> CorruptImageError:
+    path, reason = bad[0]
+    more = f" ({len(bad) - 1} more unreadable image(s))" if len(bad) > 1 else ""
+    return CorruptImageError(f"cannot read image {path!r} ({reason}){more}; remove the file or set "
+                             f"data.skip_corrupt=true to skip unreadable images")
+
+
+def drop_unreadable(split: Split, bad) -> Split:
+    """``split`` without the files in ``bad`` (paths), which are added to ``split.skipped``."""
+    bad = set(bad)
+    keep = [i for i, p in enumerate(split.paths) if p not in bad]
+    if len(keep) == len(split.paths):
+        return split
+    return Split([split.paths[i] for i in keep], [split.labels[i] for i in keep], list(split.class_names),
+                 list(split.skipped) + [p for p in split.paths if p in bad])
+
+
+def check_splits(splits: list[Split], skip_corrupt: bool) -> list[Split]:
+    """Header-check every image of every split; drop the unreadable ones (``skip_corrupt``) or raise."""
+    bad = unreadable([p for s in splits for p in s.paths])
+    if bad and not skip_corrupt:
+        raise corrupt_error(bad)
+    return [drop_unreadable(s, [p for p, _ in bad]) for s in splits]
+
+
+def single_image_classes(ds) -> list[str]:
+    """Names (class folders) of the classes of ``ds`` with exactly one image."""
+    counts = np.bincount(np.asarray(ds.labels, dtype=np.int64), minlength=len(ds.class_names))
+    return [str(ds.class_names[c]) for c in np.flatnonzero(counts == 1)]
+
+
+def _names(names: list[str], n: int = 5) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+def split_report(splits: dict) -> list[str]:
+    """{split name: dataset} -> warning lines (empty when all is well)."""
+    lines, reported = [], []
+    for name, ds in splits.items():
+        skipped = list(getattr(ds, "skipped", []))
+        if skipped and skipped not in reported:        # val is carved from train: same skipped files
+            reported.append(skipped)
+            lines.append(f"warning: {name} split: skipped {len(skipped)} unreadable image(s) "
+                         f"(data.skip_corrupt=true): {_names(skipped, 3)}")
+        single = single_image_classes(ds)
+        if single:
+            what = ("excluded from positive sampling" if name == "train"
+                    else "no other image of their class: left out as retrieval queries")
+            lines.append(f"warning: {name} split: {len(single)} class(es) with a single image ({what}): "
+                         f"{_names(single)}")
+    return lines
