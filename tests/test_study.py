@@ -1,88 +1,195 @@
-"""The reproduction study: the fast study end to end, the paper table, collect, compare, verdicts."""
+"""The reproduction study: the fast study end to end, the plan, verdicts, alpha grid, imports, paper table."""
+import ast
 import csv
 import json
+import math
 import time
+from pathlib import Path
 
-import numpy as np
 import pytest
 
+import hdml_lite.study as study_pkg
 from hdml_lite.study.__main__ import main
 from hdml_lite.study.collect import collect, estimate_hours
-from hdml_lite.study.lab import (CURVE_COLUMNS, SELECTION_COLUMNS, SWEEP_COLUMNS, TABLE_COLUMNS, choose,
-                                 make_settings, plan_final, plan_select_lr)
-from hdml_lite.study.paper import PAPER, compare_markdown, read_rows, split_name
-from hdml_lite.study.report import verdict
+from hdml_lite.study.files import (CURVE_COLUMNS, ENGAGEMENT_COLUMNS, MECHANISM_COLUMNS, SELECTION_COLUMNS,
+                                   SWEEP_COLUMNS, TABLE_COLUMNS, VERDICT_COLUMNS, header, read_rows)
+from hdml_lite.study.lab import choose
+from hdml_lite.study.paper import PAPER, compare_markdown, split_name
+from hdml_lite.study.plan import (Choices, dummy_choices, eval_splits, make_settings, overrides, plan_all,
+                                  plan_counts, plan_final, plan_select_lr)
+from hdml_lite.study.stats import alpha_grid, paired_verdict, second_half_median, t_quantile
 
 
-def _header(path):
-    with open(path, newline="") as f:
-        return next(csv.reader(f))
-
-
-def test_fast_study_writes_csv_figures_and_readme(tmp_path, capsys):
+def test_fast_study_writes_every_csv_figure_and_readme(tmp_path, capsys):
     out = tmp_path / "results"
     t0 = time.process_time()          # CPU time: the budget (< 60 s), robust to a busy machine
     assert main(["lab", "--fast", "--out", str(out)]) == 0
     assert time.process_time() - t0 < 60
-    assert tuple(_header(out / "lab_table.csv")) == TABLE_COLUMNS
-    assert tuple(_header(out / "curves.csv")) == CURVE_COLUMNS
-    assert tuple(_header(out / "sweep.csv")) == SWEEP_COLUMNS
-    assert tuple(_header(out / "selection.csv")) == SELECTION_COLUMNS
+    for name, cols in (("lab_table", TABLE_COLUMNS), ("curves", CURVE_COLUMNS), ("sweep", SWEEP_COLUMNS),
+                       ("selection", SELECTION_COLUMNS), ("verdicts", VERDICT_COLUMNS),
+                       ("mechanism", MECHANISM_COLUMNS), ("engagement", ENGAGEMENT_COLUMNS)):
+        assert header(out / f"{name}.csv") == cols, name
     table = read_rows(out / "lab_table.csv")
-    methods = {r["method"] for r in table}
-    assert {"lab_npair", "lab_hdml_npair", "lab_hdml_triplet", "lab_hdc", "lab_contrastive", "lab_semihard",
-            "lab_lifted", "lab_angular", "lab_triplet"} <= methods
+    keys = {"contrastive", "triplet", "semihard", "lifted", "npair", "angular", "hdml_triplet", "hdml_npair", "hdc",
+            "contrastive_hdcbatch", "hdml_npair_nosoftmax", "hdml_npair_norecon"}
+    assert {r["method"] for r in table} == {f"lab_{k}" for k in keys}
     assert all(0.0 <= r["r1"] <= 1.0 and r["train_s"] >= 0 for r in table)
+    assert sum(r["method"] == "lab_hdml_npair" for r in table) == 2      # fast: seeds_key = 2
+    # the sweep: pull targets 1 -> alpha 0 (measured factor exactly 1), and the targets as asked
     sweep = read_rows(out / "sweep.csv")
-    assert 0.0 in {r["alpha"] for r in sweep} and {r["split"] for r in sweep} == {"val", "test"}
-    curves = read_rows(out / "curves.csv")
-    assert {r["split"] for r in curves} == {"test"} and len({r["step"] for r in curves}) >= 2
+    assert {r["pull_target"] for r in sweep} == {1.0, 0.5, 0.1} and {r["split"] for r in sweep} == {"val", "test"}
+    assert all(r["pull_factor_median"] == 1.0 for r in sweep if r["alpha"] == 0.0)
+    assert all(r["pull_factor_median"] < 1.0 for r in sweep if r["alpha"] > 0.0)
+    # selection: every stage present; one chosen value per (stage, method), chosen on validation rows
     selection = read_rows(out / "selection.csv")
-    for m in {r["method"] for r in selection}:            # exactly one chosen value per method
-        assert sum(int(r["chosen"]) for r in selection if r["method"] == m) == 1
-    for png in ("lab_table.png", "curves.png", "sweep.png"):
+    assert {r["stage"] for r in selection} == {"select_lr", "select_alpha", "select_bn", "select_fractions"}
+    for st, m in {(r["stage"], r["method"]) for r in selection}:
+        mine = [r for r in selection if (r["stage"], r["method"]) == (st, m)]
+        chosen = {(r.get("lr"), r.get("alpha"), r.get("setting")) for r in mine if r["chosen"] == 1}
+        assert len(chosen) == 1, (st, m)
+    assert {r["setting"] for r in selection if r["stage"] == "select_bn"} == {"bn_stats=official", "bn_stats=real"}
+    verdicts = read_rows(out / "verdicts.csv")
+    assert len(verdicts) == 10 and {r["verdict"] for r in verdicts} <= {"supported", "contradicted", "undecided"}
+    mech = read_rows(out / "mechanism.csv")
+    assert {r["method"] for r in mech} == {"lab_hdml_npair", "lab_hdml_triplet", "lab_hdml_npair_nosoftmax",
+                                           "lab_hdml_npair_norecon"}
+    assert all(0.0 <= r["pull_factor"] <= 1.0 for r in mech)
+    assert len(read_rows(out / "engagement.csv")) == len({(r["method"], r["seed"]) for r in mech})
+    for png in ("lab_table.png", "curves.png", "sweep.png", "mechanism.png"):
         assert (out / png).stat().st_size > 1000
     readme = (out / "README.md").read_text()
-    for text in ("Tables 1-3 analogue", "learning curves", "pulling factor", "claims", "runbook", "ESTIMATE"):
-        assert text in readme
-    study = json.loads((out / "study.json").read_text())
-    assert set(study["lr"]) >= {"lab_npair", "lab_hdc"} and set(study["alpha"]) == {"lab_hdml_npair",
-                                                                                       "lab_hdml_triplet"}
-    # a second invocation trains nothing: every run is skipped
+    for text in ("verdicts (lab regime)", "final models on the test classes (lab regime)", "pull factor (lab regime)",
+                 "mechanism switched on? (lab regime)", "Timings (lab regime)", "is a finding", "runbook", "ESTIMATE",
+                 "python -m hdml_lite.study lab --plan"):
+        assert text in readme, text
+    info = json.loads((out / "study.json").read_text())
+    assert info["regime"] == "lab" and info["runs_done"] == info["runs_total"] == 34
+    assert set(info["alpha"]) == {"lab_hdml_npair", "lab_hdml_triplet"} and info["bn_stats"] in ("official", "real")
+    assert set(info["stage_wall_s"]) == {"select_lr", "select_alpha", "select_bn", "select_fractions", "final"}
+    assert info["wall_s"] > 0
+    # a second invocation trains nothing, and keeps the first one's duration
     capsys.readouterr()
     assert main(["lab", "--fast", "--out", str(out)]) == 0
     log = capsys.readouterr().out
-    assert "0 to go" in log and "done in" in log
+    assert "34 done" in log and "== round" not in log and "done in" in log
+    again = json.loads((out / "study.json").read_text())
+    assert again["wall_s"] >= info["wall_s"] and again["invocations"] == 2
 
 
-def test_plan_same_budget_and_never_val_on_final():
-    s = make_settings("runs/x", steps=200, seeds=3)
-    lr = {m: 1e-3 for m in ("lab_contrastive", "lab_triplet", "lab_semihard", "lab_lifted", "lab_npair",
-                            "lab_angular", "lab_hdc")}
-    final = plan_final(s, lr, {"lab_hdml_npair": 2.0, "lab_hdml_triplet": 7.0})
-    assert len(final) == 3 * 11
+def test_plan_counts_budget_and_validation_classes():
+    s = make_settings("lab")
+    assert plan_counts(s) == {"select_lr": 30, "select_alpha": 42, "select_bn": 3, "select_fractions": 5, "final": 44}
+    runs = plan_all(s, dummy_choices(s))
+    assert len({r.stage + "/" + r.folder() for r in runs}) == len(runs)          # one folder per run
+    for r in runs:
+        ov = overrides(r, s)
+        assert f"data.val_classes={0.2 if r.stage != 'final' else 0.0}" in ov
+        assert ("test" in eval_splits(r)) == (r.stage in ("final", "select_alpha"))
+        assert ("val" in eval_splits(r)) == (r.stage != "final")
+    final = plan_final(s, dummy_choices(s))
+    seeds = {}
     for r in final:
-        ov = r.overrides(s)
-        assert "train.steps=200" in ov and "data.val_classes=0.0" in ov
-    for r in plan_select_lr(s):
-        assert "data.val_classes=0.2" in r.overrides(s) and "train.eval_every=0" in r.overrides(s)
-    assert len({r.out_dir(s) for r in final}) == len(final)
+        seeds[r.method] = seeds.get(r.method, 0) + 1
+    assert seeds["lab_hdml_npair"] == seeds["lab_triplet"] == 5 and seeds["lab_hdc"] == seeds["lab_angular"] == 3
+    hdcb = next(r for r in final if r.method == "lab_contrastive_hdcbatch")
+    assert "data.batch_classes=10" in overrides(hdcb, s) and "data.images_per_class=6" in overrides(hdcb, s)
+    # with --steps every run gets that budget
+    s2 = make_settings("lab", steps=50)
+    assert all("train.steps=50" in overrides(r, s2) for r in plan_select_lr(s2))
+    # a final HDML run waits for every choice it needs
+    assert not [r for r in plan_final(s, Choices(lr={"hdml_npair": 1e-3})) if r.method == "lab_hdml_npair"]
 
 
-def test_choose_uses_validation_r1_then_nmi():
+def test_choose_uses_mean_validation_r1_then_nmi():
     rows = [{"lr": 1e-3, "val_r1": 0.5, "val_nmi": 0.4}, {"lr": 3e-3, "val_r1": 0.6, "val_nmi": 0.1}]
     assert choose(rows, "lr") == 3e-3
     rows[1]["val_r1"] = 0.5
     assert choose(rows, "lr") == 1e-3
+    seeds = [{"alpha": 1.0, "val_r1": 0.9, "val_nmi": 0}, {"alpha": 1.0, "val_r1": 0.1, "val_nmi": 0},
+             {"alpha": 2.0, "val_r1": 0.6, "val_nmi": 0}, {"alpha": 2.0, "val_r1": 0.6, "val_nmi": 0}]
+    assert choose(seeds, "alpha") == 2.0                 # mean 0.6 beats mean 0.5 (despite the best single seed)
 
 
-def test_verdict_rule():
-    assert verdict(np.array([0.5, 0.6]), np.array([0.3, 0.4])) == "yes"
-    assert verdict(np.array([0.5, 0.3]), np.array([0.35, 0.4])).startswith("direction only")
-    assert verdict(np.array([0.3]), np.array([0.4])) == "no"
+def test_paired_verdict_hand_computed():
+    # d = (0.10, 0.07, 0.05): mean 0.07333, sd 0.025166, se 0.014530, t(0.975, 2) = 4.302653
+    v = paired_verdict([0.60, 0.62, 0.65], [0.50, 0.55, 0.60])
+    assert v["n_seeds"] == 3 and v["mean_diff"] == pytest.approx(0.0733333, abs=1e-6)
+    assert v["ci_low"] == pytest.approx(0.0108166, abs=1e-5) and v["ci_high"] == pytest.approx(0.1358500, abs=1e-5)
+    assert v["verdict"] == "supported"
+    assert paired_verdict([0.50, 0.55, 0.60], [0.60, 0.62, 0.65])["verdict"] == "contradicted"
+    assert paired_verdict([0.6, 0.5, 0.65], [0.5, 0.6, 0.6])["verdict"] == "undecided"
+    one = paired_verdict([0.9], [0.1])
+    assert one["verdict"] == "undecided" and math.isnan(one["ci_low"])
+    assert t_quantile(0.975, 4) == pytest.approx(2.776445, abs=1e-5)
+    with pytest.raises(ValueError):
+        paired_verdict([0.1, 0.2], [0.1])
 
 
-def test_paper_numbers_match_spec():
+def test_alpha_grid_gives_the_target_pull_factors():
+    from hdml_lite.hdml.augment import pull_factor
+
+    targets = (1.0, 0.9, 0.7, 0.5, 0.3, 0.1, 0.01)
+    for j_avg in (1.7, 11.0, 0.05):
+        alphas = alpha_grid(j_avg, targets)
+        assert alphas[0] == 0.0 and alphas == sorted(alphas)
+        assert [pull_factor(a, j_avg) for a in alphas] == pytest.approx(list(targets), rel=1e-12)
+    for bad in ((0.0, targets), (float("nan"), targets), (1.0, (0.0,)), (1.0, (1.5,))):
+        with pytest.raises(ValueError):
+            alpha_grid(*bad)
+    assert second_half_median([1e6, 1e6, 3.0, 2.0, 1.0, 5.0]) == 2.0     # the settled half only
+
+
+def test_study_modules_import_no_circle():
+    """No import circle among hdml_lite/study modules, counting imports inside functions too."""
+    pkg = Path(study_pkg.__file__).parent
+    mods = {p.stem for p in pkg.glob("*.py")}
+    graph = {}
+    for p in pkg.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                deps |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hdml_lite.study."):
+                deps.add(node.module.split(".")[2])
+        graph[p.stem] = deps & mods - {p.stem}
+    assert graph["collect"] and "lab" not in graph["collect"]      # the old circle collect -> lab -> report -> collect
+    state = {}
+
+    def visit(m, path):
+        if state.get(m) == "done":
+            return
+        assert state.get(m) != "active", f"import circle: {' -> '.join(path + [m])}"
+        state[m] = "active"
+        for d in sorted(graph[m]):
+            visit(d, path + [m])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        visit(m, [])
+
+
+def test_mechanism_rows_stay_small(monkeypatch):
+    from hdml_lite.study import lab
+    from hdml_lite.study.plan import Run
+
+    hist = [{"step": i, "ce_real": 1.0, "acc_real": 0.5, "acc_syn": 0.4, "weight_syn": 0.3, "pull_factor": 0.2,
+             "hard_real": 1.5, "hard_aug": 1.1, "hard_gen": 1.2} for i in range(5000)]
+    monkeypatch.setattr(lab, "read_run", lambda path: {"history": {"train": hist}})
+    s = make_settings("lab", "/nonexistent")
+    runs = [Run("final", "lab_hdml_npair", "lab_hdml_npair", seed, 1e-3, 1.0) for seed in range(8)]
+    rows = lab.mechanism_rows(runs, s)
+    assert len(rows) <= lab.MECHANISM_MAX_ROWS + len(runs)
+    assert {r["step"] for r in rows if r["seed"] == 0} >= {0, 4999}
+    assert all(tuple(r) == MECHANISM_COLUMNS for r in rows)
+
+
+def test_bad_stage_is_one_line_exit_2(capsys):
+    assert main(["lab", "--stages", "select_lr,bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "bogus" in err and "Traceback" not in err
+
+
+def test_paper_numbers_match_the_reference():
     assert PAPER["cub"]["hdml_npair"] == dict(nmi=62.6, f1=31.6, r1=53.7, r2=65.7, r4=76.7, r8=85.7)
     assert PAPER["cub"]["triplet"] == dict(nmi=49.8, f1=15.0, r1=35.9, r2=47.7, r4=59.1, r8=70.0)
     assert PAPER["cars196"]["hdml_npair"] == dict(nmi=69.7, f1=41.6, r1=79.1, r2=87.1, r4=92.1, r8=95.5)
@@ -98,6 +205,7 @@ def test_split_name():
     assert split_name("cub_hdml_npair_official") == ("cub", "hdml_npair", True)
     assert split_name("cars196_triplet") == ("cars196", "triplet", False)
     assert split_name("lab_hdml_npair") == (None, "hdml_npair", False)
+    assert split_name("scratch_contrastive_hdcbatch") == (None, "contrastive_hdcbatch", False)
 
 
 def _write(path, rows, cols=TABLE_COLUMNS):
@@ -132,7 +240,7 @@ def test_collect_finished_and_unfinished_runs(tmp_path, capsys):
     (pending / "checkpoint.pt").write_bytes(b"x")
     rows = collect([tmp_path / "runs"], tmp_path / "paper_runs.csv")
     assert len(rows) == 1
-    assert tuple(_header(tmp_path / "paper_runs.csv")) == TABLE_COLUMNS
+    assert header(tmp_path / "paper_runs.csv") == TABLE_COLUMNS
     assert read_rows(tmp_path / "paper_runs.csv")[0]["r1"] == 0.5
     assert "unfinished" in capsys.readouterr().out
 
@@ -145,8 +253,6 @@ def test_t4_estimate_is_input_bound_arithmetic():
 
 
 def test_hdc_study_fast_writes_both_routings_and_heads(tmp_path):
-    import csv
-
     from hdml_lite.study.hdc import run_hdc_study
 
     rows = run_hdc_study(tmp_path / "out", tmp_path / "runs", seeds=1, fast=True)

@@ -1,20 +1,40 @@
-"""``python -m hdml_lite.study {lab,report,compare,collect,estimate}`` (see hdml_lite/study/__init__.py)."""
+"""``python -m hdml_lite.study {lab,report,compare,collect,estimate,hdc}`` (see hdml_lite/study/__init__.py)."""
 from __future__ import annotations
 
 import argparse
 import sys
 
+from .plan import REGIMES, STAGES
+
+
+def _floats(text: str) -> tuple:
+    return tuple(float(x) for x in text.split(",") if x.strip())
+
+
+def _fractions(text: str) -> tuple:
+    return tuple(_floats(part) for part in text.split(";") if part.strip())
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m hdml_lite.study", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    lab = sub.add_parser("lab", help="the lab study: selection, final runs, CSV, figures, README")
-    lab.add_argument("--out", default="results", help="where the CSV files, figures and README go")
+    lab = sub.add_parser("lab", help="the study: selection on validation classes, final runs, CSV, figures, README")
+    lab.add_argument("--regime", choices=REGIMES, default="lab",
+                     help="preset family: lab (converged, pretrained start) or scratch (200 steps from scratch)")
+    lab.add_argument("--out", default="", help="CSV files, figures, README (default: results; scratch: results/scratch)")
     lab.add_argument("--runs", default="", help="run folders (default runs/study; --fast: <out>/runs)")
-    lab.add_argument("--steps", type=int, default=200, help="training steps of EVERY run (same budget)")
-    lab.add_argument("--seeds", type=int, default=3, help="seeds of the final runs")
+    lab.add_argument("--steps", type=int, default=0, help="override every preset's step budget (0: the presets')")
     lab.add_argument("--jobs", type=int, default=2, help="parallel processes, 1 torch thread each (0: in-process)")
-    lab.add_argument("--fast", action="store_true", help="tiny settings, 1 seed, in-process: seconds")
+    lab.add_argument("--stages", default=",".join(STAGES),
+                     help=f"comma-separated stages to train (others are only read): {','.join(STAGES)}")
+    lab.add_argument("--lrs", type=_floats, default=None, help="lr grid, e.g. 3e-4,1e-3,3e-3")
+    lab.add_argument("--pull-targets", type=_floats, default=None, help="pull factors, e.g. 1,0.9,0.7,0.5,0.3,0.1,0.01")
+    lab.add_argument("--hdc-fractions", type=_fractions, default=None, help="HDC grid, e.g. '1,0.5,0.2;1,1,1'")
+    lab.add_argument("--select-seeds", type=int, default=None, help="seeds of the alpha/bn/fraction selections")
+    lab.add_argument("--seeds-key", type=int, default=None, help="final seeds: N-pair, triplet and their HDML")
+    lab.add_argument("--seeds-rest", type=int, default=None, help="final seeds of the other methods")
+    lab.add_argument("--fast", action="store_true", help="tiny settings, in-process: seconds (the tests)")
+    lab.add_argument("--plan", action="store_true", help="print the runs per stage and stop")
     lab.add_argument("--export", action="store_true", help="train nothing: CSV/figures/README from the finished runs")
     rep = sub.add_parser("report", help="rewrite the figures and README from the CSV files in --out")
     rep.add_argument("--out", default="results")
@@ -34,14 +54,32 @@ def main(argv=None) -> int:
     if args.command == "lab":
         from pathlib import Path
 
-        from .lab import export, make_settings, run_study
+        from ..config import ConfigError
+        from .lab import export, plan_summary, run_study
+        from .plan import make_settings
 
-        runs = args.runs or (str(Path(args.out) / "runs") if args.fast else "runs/study")
-        if args.export:
-            export(args.out, make_settings(runs, args.steps, args.seeds, args.fast))
-            return 0
-        run_study(args.out, runs, steps=args.steps, seeds=args.seeds, jobs=0 if args.fast else args.jobs,
-                  fast=args.fast)
+        out = args.out or ("results" if args.regime == "lab" else "results/scratch")
+        runs = args.runs or (str(Path(out) / "runs") if args.fast else "runs/study")
+        stages = tuple(x.strip() for x in args.stages.split(",") if x.strip())
+        bad = [x for x in stages if x not in STAGES]
+        if bad:
+            print(f"--stages: unknown stage {bad[0]!r}; expected some of {', '.join(STAGES)}", file=sys.stderr)
+            return 2
+        kw = {k: v for k, v in dict(lrs=args.lrs, pull_targets=args.pull_targets, hdc_fractions=args.hdc_fractions,
+                                    select_seeds=args.select_seeds, seeds_key=args.seeds_key,
+                                    seeds_rest=args.seeds_rest).items() if v is not None}
+        try:
+            s = make_settings(args.regime, runs, args.steps, args.fast, stages=stages, **kw)
+        except (ConfigError, ValueError) as exc:
+            print(f"study settings: {exc}", file=sys.stderr)
+            return 2
+        jobs = 0 if args.fast else args.jobs
+        if args.plan:
+            print(plan_summary(s, jobs))
+        elif args.export:
+            export(out, s)
+        else:
+            run_study(out, s, jobs=jobs)
     elif args.command == "report":
         from .report import write_report
 

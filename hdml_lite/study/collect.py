@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .lab import TABLE_COLUMNS, write_csv
+from .files import TABLE_COLUMNS, write_csv
 
 SOP_EXTRA = ("r10", "r100", "r1000")
 
@@ -89,7 +89,7 @@ def estimate_hours(preset: str) -> dict:
 def estimate_markdown(presets=None) -> str:
     from ..presets import list_presets
 
-    presets = presets or [p for p in list_presets() if not p.startswith("lab_")]
+    presets = presets or [p for p in list_presets() if not p.startswith(("lab_", "scratch_"))]
     lines = ["| preset | steps | batch | images seen | GPU compute (h) | JPEG decoding (h) | evaluations | "
              "evaluation (h) | estimated total (h) |", "|---|---|---|---|---|---|---|---|---|"]
     for p in presets:

@@ -1,132 +1,36 @@
-"""The lab reproduction study: plan, run (resumable, 2 processes), collect into CSV files.
+"""The lab study: run the plan (resumable, 2 processes), read the choices, write the CSV files.
 
-    python -m hdml_lite.study lab                     # the whole study (see results/README.md)
-    python -m hdml_lite.study lab --fast --out /tmp/s # tiny settings, seconds (the tests)
+    python -m hdml_lite.study lab                          # the converged lab regime -> results/
+    python -m hdml_lite.study lab --regime scratch         # 200 steps from scratch -> results/scratch/
+    python -m hdml_lite.study lab --plan                   # print the runs per stage and stop
+    python -m hdml_lite.study lab --fast --out /tmp/s      # the same code path on tiny settings (tests)
 
-Three stages, every run on the embedded glyphs with the lab presets and the same budget:
-
-1. ``select_lr``: each baseline (and HDC) with lr in ``LRS``, seed 0, trained on 80% of
-   the TRAIN classes (``data.val_classes=0.2``), scored on the other 20% (validation).
-2. ``select_alpha``: HDML(N-pair) and HDML(triplet) with alpha in ``ALPHAS_*``, at the lr
-   chosen for their base loss; same split. The N-pair grid is also the alpha sweep
-   (paper fig. 6-7), reported on the validation and the test classes.
-3. ``final``: every method with its chosen values, ``seeds`` seeds, trained on ALL
-   train classes, the final model scored on the test classes. N-pair, HDML(N-pair) and
-   the two HDML ablations (no softmax, no reconstruction) are evaluated along the way
-   for the learning curves (paper fig. 4-5).
-
-Choice rule: highest validation Recall@1 (ties: NMI). The test classes are never used
-for a choice. A run whose ``metrics.json`` exists is skipped, an interrupted one
-resumes from its checkpoint, so rerunning the command continues the study.
+The stages and their rules are in ``plan.py``. The study proceeds in rounds: each round trains
+every run the choices so far determine (selection runs first), then re-reads the choices; it
+stops when a round has nothing left to train. A run whose ``metrics.json`` exists is skipped,
+an interrupted one resumes from its checkpoint, so rerunning the command continues the study.
+Choice rule: highest mean validation Recall@1 over the seeds (ties: NMI, then the smaller
+value). The test classes are never used for a choice.
 """
 from __future__ import annotations
 
-import csv
 import json
+import math
 import multiprocessing as mp
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-BASELINES = ("lab_contrastive", "lab_triplet", "lab_semihard", "lab_lifted", "lab_npair", "lab_angular", "lab_hdc")
-HDML = {"lab_hdml_npair": "lab_npair", "lab_hdml_triplet": "lab_triplet"}      # HDML run -> its baseline
-METHODS = BASELINES[:6] + ("lab_hdml_triplet", "lab_hdml_npair", "lab_hdc")    # the table's order
-ABLATIONS = {"lab_hdml_npair_nosoftmax": ["hdml.softmax=false"], "lab_hdml_npair_norecon": ["hdml.recon=false"]}
-CURVE_METHODS = ("lab_npair", "lab_hdml_npair", *ABLATIONS)
-LRS = (1e-3, 3e-3)
-# J_avg of the lab runs falls from ~6 to ~1.7 (N-pair) and from ~100 to ~11 (triplet, a sum over 22
-# triplets), so these grids span pull factors exp(-alpha/J_avg) from 1 (alpha=0: no pulling) to ~0 (full).
-ALPHAS_NPAIR = (0.0, 0.5, 1.0, 2.0, 4.0, 90.0)
-ALPHAS_TRIPLET = (2.0, 7.0, 30.0)
-VAL_CLASSES = 0.2
+from .files import (CONDITIONS, CURVE_COLUMNS, ENGAGEMENT_COLUMNS, MECHANISM_COLUMNS, MECHANISM_KEYS,
+                    SELECTION_COLUMNS, SWEEP_COLUMNS, TABLE_COLUMNS, VERDICT_COLUMNS, write_csv)
+from .plan import (CURVE_KEYS, HDML_BASE, MECHANISM_KEYS as MECHANISM_METHODS, SELECT_LR,
+                   STAGES, Choices, Run, Settings, eval_splits, fractions_setting, lr_run, method_key, overrides,
+                   plan_all, plan_counts, plan_final, plan_select_alpha, plan_select_bn, plan_select_fractions,
+                   plan_select_lr, pull_targets_of)
+from .stats import second_half_median
+from .verdicts import verdict_rows
 
-FAST = ["train.steps=6", "train.eval_every=0", "train.ckpt_every=0", "data.max_classes=10",
-        "data.max_per_class=6", "data.batch_classes=4", "data.images_per_class=2", "model.width=4",
-        "model.embedding_size=8", "hdml.block=2", "hdml.gen_hidden=16", "hdc.head_dim=8", "train.device=cpu"]
-
-TABLE_COLUMNS = ("method", "seed", "nmi", "f1", "r1", "r2", "r4", "r8", "map_r", "train_s")
-CURVE_COLUMNS = ("method", "seed", "step", "split", "nmi", "f1", "r1")
-SWEEP_COLUMNS = ("alpha", "seed", "split", "r1", "nmi", "f1")
-SELECTION_COLUMNS = ("stage", "method", "lr", "alpha", "seed", "val_r1", "val_nmi", "val_f1", "val_map_r", "chosen")
-
-
-@dataclass
-class Run:
-    """One training run: a preset plus overrides, in its own folder."""
-    stage: str
-    method: str                      # table name, e.g. lab_hdml_npair_norecon
-    preset: str
-    seed: int
-    lr: float
-    alpha: float | None = None
-    extra: list = field(default_factory=list)
-
-    def overrides(self, settings: "Settings") -> list[str]:
-        ov = list(settings.base) + [f"train.seed={self.seed}", f"optim.lr={self.lr:g}", "train.progress=false",
-                                    f"train.out_dir={self.out_dir(settings)}"]
-        ov.append(f"data.val_classes={VAL_CLASSES if self.stage != 'final' else 0.0}")
-        curves = self.stage == "final" and self.method in CURVE_METHODS
-        ov.append(f"train.eval_every={settings.eval_every if curves else 0}")
-        if self.alpha is not None:
-            ov.append(f"hdml.alpha={self.alpha:g}")
-        return ov + list(self.extra)
-
-    def out_dir(self, settings: "Settings") -> Path:
-        tag = f"lr{self.lr:g}" + (f"_a{self.alpha:g}" if self.alpha is not None else "")
-        return settings.runs / self.stage / f"{self.method}__{tag}__seed{self.seed}"
-
-
-@dataclass
-class Settings:
-    runs: Path                       # run folders (runs/study/steps<N>/...)
-    steps: int
-    seeds: int
-    eval_every: int
-    base: list                       # overrides applied to every run
-    lrs: tuple = LRS
-    alphas_npair: tuple = ALPHAS_NPAIR
-    alphas_triplet: tuple = ALPHAS_TRIPLET
-    fast: bool = False
-
-
-def make_settings(runs_root: str | Path, steps: int = 200, seeds: int = 3, fast: bool = False) -> Settings:
-    """The study's settings; ``fast``: 6 steps, 1 seed, tiny data and smaller grids (the tests)."""
-    if fast:
-        return Settings(runs=Path(runs_root) / "fast", steps=6, seeds=1, eval_every=3, base=FAST + ["train.steps=6"],
-                        lrs=LRS[:1], alphas_npair=(0.0, 2.0), alphas_triplet=(7.0,), fast=True)
-    base = [f"train.steps={steps}", f"train.ckpt_every={max(1, steps // 4)}"]
-    return Settings(runs=Path(runs_root) / f"steps{steps}", steps=steps, seeds=seeds,
-                    eval_every=max(1, steps // 5), base=base)
-
-
-# ---------------------------------------------------------------- plan
-def plan_select_lr(s: Settings) -> list[Run]:
-    return [Run("select_lr", m, m, 0, lr) for m in BASELINES for lr in s.lrs]
-
-
-def plan_select_alpha(s: Settings, lr: dict) -> list[Run]:
-    runs = [Run("select_alpha", "lab_hdml_npair", "lab_hdml_npair", 0, lr["lab_npair"], a) for a in s.alphas_npair]
-    runs += [Run("select_alpha", "lab_hdml_triplet", "lab_hdml_triplet", 0, lr["lab_triplet"], a)
-             for a in s.alphas_triplet]
-    return runs
-
-
-def plan_final(s: Settings, lr: dict, alpha: dict) -> list[Run]:
-    """The final runs, in the order they are trained: HDML and its baselines and ablations first
-    (a study cut short still has the key comparisons), then the others. Methods whose lr (or
-    alpha) is not chosen yet are left out."""
-    runs = []
-    for seed in range(s.seeds):
-        for m in METHODS:
-            base = HDML.get(m, m)
-            if base in lr and (m not in HDML or m in alpha):
-                runs.append(Run("final", m, m, seed, lr[base], alpha.get(m)))
-        if "lab_npair" in lr and "lab_hdml_npair" in alpha:
-            for m, extra in ABLATIONS.items():
-                runs.append(Run("final", m, "lab_hdml_npair", seed, lr["lab_npair"], alpha["lab_hdml_npair"], extra))
-    # HDML, its baselines and ablations first (all seeds), then the other methods seed by seed
-    return sorted(runs, key=lambda r: (r.method not in CURVE_METHODS + tuple(HDML) + tuple(HDML.values()), r.seed))
+MECHANISM_MAX_ROWS = 16000          # mechanism.csv stays under ~2 MB
 
 
 # ---------------------------------------------------------------- execution
@@ -140,35 +44,36 @@ def _materialise(ds):
 
     xs = torch.stack([ds[i][0] for i in range(len(ds))])
     out = TensorDataset(xs, torch.as_tensor(ds.labels))
-    out.labels = ds.labels
+    for attr in ("labels", "class_names", "skipped", "num_classes"):   # what the trainer's checks read
+        if hasattr(ds, attr):
+            setattr(out, attr, getattr(ds, attr))
     return out
 
 
-def _eval_sets(cfg) -> dict:
-    """The trainer's evaluation sets (val if any, test), cached per process (HDML_SPEC 4)."""
+def _eval_sets(cfg, splits) -> dict:
+    """The evaluation sets of ``splits`` (METHOD §4), cached per process."""
     from ..data import input_channels, load_dataset
 
     in_ch = input_channels(cfg.data.dataset, cfg.model.backbone)
     d = cfg.data
-    splits = (["val"] if d.val_classes > 0 else []) + ["test"]
     out = {}
     for split in splits:
         key = (split, d.dataset, d.root, d.image_size, d.resize, d.transforms, d.val_classes, d.max_classes,
-               d.max_per_class, in_ch)
+               d.max_per_class, getattr(d, "channels", 0), in_ch)
         if key not in _EVAL_CACHE:
             _EVAL_CACHE[key] = _materialise(load_dataset(d, split, in_channels=in_ch, train_transform=False))
         out[split] = _EVAL_CACHE[key]
     return out
 
 
-def run_one(preset: str, overrides: list[str]) -> str:
+def run_one(preset: str, ovr: list[str], splits=("test",)) -> str:
     """Train one run unless its metrics.json exists; returns its folder. Records the seconds spent
     in intermediate evaluations (``eval_s.json``) so that training time can exclude them."""
     from ..config import apply_overrides
     from ..presets import get_preset
     from ..training import trainer
 
-    cfg = apply_overrides(get_preset(preset), overrides)
+    cfg = apply_overrides(get_preset(preset), ovr)
     out = Path(cfg.train.out_dir)
     if (out / "metrics.json").is_file():
         return str(out)
@@ -183,9 +88,9 @@ def run_one(preset: str, overrides: list[str]) -> str:
             eval_s[0] += time.perf_counter() - t0
 
     trainer.evaluate = timed
-    cpu0 = time.process_time()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     try:
-        res = trainer.train(cfg, eval_sets=_eval_sets(cfg))
+        res = trainer.train(cfg, eval_sets=_eval_sets(cfg, splits))
     finally:
         trainer.evaluate = evaluate
     final_eval = sum(1 for e in res.history["eval"] if e["step"] == cfg.train.steps)
@@ -193,7 +98,8 @@ def run_one(preset: str, overrides: list[str]) -> str:
     # the final evaluation runs after the timed loop: subtract only the intermediate ones
     inter = eval_s[0] * (n_evals - final_eval) / n_evals
     (out / "eval_s.json").write_text(json.dumps({"eval_s": eval_s[0], "intermediate_eval_s": inter,
-                                                 "cpu_s": time.process_time() - cpu0}))
+                                                 "cpu_s": time.process_time() - cpu0,
+                                                 "wall_s": time.perf_counter() - wall0}))
     return str(out)
 
 
@@ -209,14 +115,24 @@ def _job(args):
     return path, time.perf_counter() - t0
 
 
-def execute(runs: list[Run], s: Settings, jobs: int = 2, log=print) -> int:
-    """Run ``runs`` (skipping finished ones) in ``jobs`` processes (0: in this process).
-    Returns the number of runs trained."""
-    todo = [r for r in runs if not (r.out_dir(s) / "metrics.json").is_file()]
+def is_done(run: Run, s: Settings) -> bool:
+    return (s.runs / run.stage / run.folder() / "metrics.json").is_file()
+
+
+def run_dir(run: Run, s: Settings) -> Path:
+    return s.runs / run.stage / run.folder()
+
+
+def execute(runs: list[Run], s: Settings, jobs: int = 2, log=print) -> dict:
+    """Train the unfinished ``runs`` in ``jobs`` processes (0: in this process).
+    Returns {stage: wall seconds of its runs trained here}."""
+    todo = [r for r in runs if not is_done(r, s)]
     log(f"{len(runs) - len(todo)} of {len(runs)} runs already done; {len(todo)} to go")
-    args = [(r.preset, r.overrides(s)) for r in todo]
+    per_stage: dict = {}
     if not todo:
-        return 0
+        return per_stage
+    args = [(r.preset, overrides(r, s), eval_splits(r)) for r in todo]
+    stage_of = {str(run_dir(r, s)): r.stage for r in todo}
     t0 = time.perf_counter()
     if jobs <= 0:
         results = (_job(a) for a in args)
@@ -227,58 +143,121 @@ def execute(runs: list[Run], s: Settings, jobs: int = 2, log=print) -> int:
         results = pool.imap_unordered(_job, args)
     try:
         for i, (path, sec) in enumerate(results, 1):
-            log(f"[{i}/{len(todo)}] {Path(path).name} done in {sec:.0f} s (elapsed {time.perf_counter() - t0:.0f} s)")
+            st = stage_of.get(str(Path(path)), "?")
+            per_stage[st] = per_stage.get(st, 0.0) + sec
+            log(f"[{i}/{len(todo)}] {st}/{Path(path).name} done in {sec:.0f} s "
+                f"(elapsed {time.perf_counter() - t0:.0f} s)")
     finally:
         if jobs > 0:
             pool.close()
             pool.join()
-    return len(todo)
+    return per_stage
 
 
 # ---------------------------------------------------------------- reading results
+_READ_CACHE: dict = {}
+
+
 def read_run(path: Path) -> dict:
-    """metrics.json + history.json (+ eval_s.json) of a finished run."""
+    """metrics.json + history.json (+ eval_s.json) of a finished run (cached by path)."""
     path = Path(path)
-    m = json.loads((path / "metrics.json").read_text())
-    m["history"] = json.loads((path / "history.json").read_text())
-    ev = path / "eval_s.json"
-    m["intermediate_eval_s"] = json.loads(ev.read_text())["intermediate_eval_s"] if ev.is_file() else 0.0
-    return m
+    key = str(path)
+    if key not in _READ_CACHE:
+        m = json.loads((path / "metrics.json").read_text())
+        m["history"] = json.loads((path / "history.json").read_text())
+        ev = path / "eval_s.json"
+        m["timing"] = json.loads(ev.read_text()) if ev.is_file() else {}
+        m["intermediate_eval_s"] = m["timing"].get("intermediate_eval_s", 0.0)
+        _READ_CACHE[key] = m
+    return _READ_CACHE[key]
 
 
-def choose(rows: list[dict], key: str) -> float:
-    """The value of ``key`` with the best validation R@1 (ties: NMI, then the smaller value)."""
-    best = max(rows, key=lambda r: (round(r["val_r1"], 6), round(r["val_nmi"], 6), -r[key]))
-    return best[key]
+def _val_row(stage: str, run: Run, s: Settings, setting: str = "") -> dict:
+    val = read_run(run_dir(run, s))["val"]
+    return {"stage": stage, "method": run.method, "lr": run.lr, "alpha": run.alpha, "setting": setting,
+            "seed": run.seed, "val_r1": val["r1"], "val_nmi": val["nmi"], "val_f1": val["f1"],
+            "val_map_r": val["map_r"], "chosen": 0}
 
 
-def selection_rows(runs: list[Run], s: Settings) -> list[dict]:
-    rows = []
-    for r in runs:
-        val = read_run(r.out_dir(s))["val"]
-        rows.append({"stage": r.stage, "method": r.method, "lr": r.lr, "alpha": "" if r.alpha is None else r.alpha,
-                     "seed": r.seed, "val_r1": val["r1"], "val_nmi": val["nmi"], "val_f1": val["f1"],
-                     "val_map_r": val["map_r"], "chosen": 0})
-    return rows
+def choose(rows: list[dict], key: str):
+    """The value of ``key`` with the best mean validation R@1 over its rows (seeds); ties: mean NMI,
+    then the smaller value (strings: the first listed)."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault(r[key], []).append(r)
+    order = list(groups)
+
+    def score(v):
+        g = groups[v]
+        r1 = sum(r["val_r1"] for r in g) / len(g)
+        nmi = sum(r["val_nmi"] for r in g) / len(g)
+        tie = -v if isinstance(v, (int, float)) else -order.index(v)
+        return round(r1, 6), round(nmi, 6), tie
+
+    return max(order, key=score)
 
 
-def mark_chosen(rows: list[dict], key: str) -> dict:
-    """{method: chosen value}, and sets ``chosen`` = 1 on the chosen rows."""
-    out = {}
-    for m in dict.fromkeys(r["method"] for r in rows):
-        mine = [r for r in rows if r["method"] == m]
-        out[m] = choose(mine, key)
-        for r in mine:
-            r["chosen"] = int(r[key] == out[m])
-    return out
+def _mark(rows: list[dict], key: str):
+    value = choose(rows, key)
+    for r in rows:
+        r["chosen"] = int(r[key] == value)
+    return value
 
 
+def _complete(runs: list[Run], s: Settings) -> bool:
+    return bool(runs) and all(is_done(r, s) for r in runs)
+
+
+def j_avg_of(run: Run, s: Settings) -> float:
+    """The J_avg the tracker reached: median of the logged ``j_avg`` over the second half of the run."""
+    return second_half_median(r.get("j_avg") for r in read_run(run_dir(run, s))["history"]["train"])
+
+
+def choices(s: Settings) -> tuple[Choices, list[dict]]:
+    """(choices so far, selection.csv rows) from the finished selection runs. A method is chosen
+    for only once its whole grid has finished."""
+    ch, rows = Choices(), []
+    sel = plan_select_lr(s)
+    for key in SELECT_LR:
+        mine = [r for r in sel if r.method == s.name(key)]
+        if _complete(mine, s):
+            rr = [_val_row("select_lr", r, s) for r in mine]
+            ch.lr[key] = _mark(rr, "lr")
+            rows += rr
+            if key in HDML_BASE:
+                ch.j_avg[key] = j_avg_of(lr_run(s, key, ch.lr[key]), s)
+    for key in HDML_BASE:
+        if key in ch.j_avg and not (ch.j_avg[key] > 0 and math.isfinite(ch.j_avg[key])):
+            del ch.j_avg[key]          # no usable J_avg (a diverged run): no alpha grid
+    alpha_runs = plan_select_alpha(s, ch)
+    for key in HDML_BASE:
+        mine = [r for r in alpha_runs if r.method == s.name(key)]
+        if _complete(mine, s):
+            targets = pull_targets_of(s, ch, key)
+            rr = [dict(_val_row("select_alpha", r, s), setting=f"pull_target={targets[r.alpha]:g}") for r in mine]
+            ch.alpha[key] = _mark(rr, "alpha")
+            rows += rr
+    bn = plan_select_bn(s, ch)
+    if bn and _complete([r for _, r in bn], s):
+        rr = [_val_row("select_bn", r, s, setting) for setting, r in bn]
+        ch.bn_stats = _mark(rr, "setting").split("=", 1)[1]
+        rows += rr
+    fr = plan_select_fractions(s, ch)
+    if fr and _complete([r for _, r in fr], s):
+        rr = [_val_row("select_fractions", r, s, setting) for setting, r in fr]
+        chosen = _mark(rr, "setting")
+        ch.fractions = next(tuple(float(x) for x in f) for f in s.hdc_fractions
+                            if fractions_setting(tuple(float(x) for x in f)) == chosen)
+        rows += rr
+    return ch, rows
+
+
+# ---------------------------------------------------------------- CSV rows
 def table_rows(runs: list[Run], s: Settings) -> list[dict]:
     rows = []
     for r in runs:
-        m = read_run(r.out_dir(s))
-        t = m["test"]
-        rows.append({"method": r.method, "seed": r.seed, **{k: t[k] for k in TABLE_COLUMNS[2:-1]},
+        m = read_run(run_dir(r, s))
+        rows.append({"method": r.method, "seed": r.seed, **{k: m["test"][k] for k in TABLE_COLUMNS[2:-1]},
                      "train_s": m["train_s"] - m["intermediate_eval_s"]})
     return rows
 
@@ -286,140 +265,202 @@ def table_rows(runs: list[Run], s: Settings) -> list[dict]:
 def curve_rows(runs: list[Run], s: Settings) -> list[dict]:
     rows = []
     for r in runs:
-        if r.method in CURVE_METHODS:
-            for e in read_run(r.out_dir(s))["history"]["eval"]:
+        if method_key(r.method) in CURVE_KEYS:
+            for e in read_run(run_dir(r, s))["history"]["eval"]:
                 rows.append({"method": r.method, "seed": r.seed, "step": e["step"], "split": e["split"],
                              **{k: e[k] for k in ("nmi", "f1", "r1")}})
     return rows
 
 
-def sweep_rows(runs: list[Run], s: Settings) -> list[dict]:
+def pull_factors(train_rows: list[dict], alpha: float) -> list[float]:
+    """The logged pull factor of every step (computed from j_avg where a row lacks it)."""
+    from ..hdml.augment import pull_factor
+
+    return [r["pull_factor"] if "pull_factor" in r else pull_factor(alpha, r["j_avg"]) for r in train_rows
+            if "pull_factor" in r or "j_avg" in r]
+
+
+def sweep_rows(s: Settings, ch: Choices) -> list[dict]:
+    import numpy as np
+
     rows = []
-    for r in runs:
-        if r.method == "lab_hdml_npair":
-            m = read_run(r.out_dir(s))
-            for split in ("val", "test"):
-                rows.append({"alpha": r.alpha, "seed": r.seed, "split": split,
-                             **{k: m[split][k] for k in ("r1", "nmi", "f1")}})
+    for r in plan_select_alpha(s, ch):
+        if not is_done(r, s):
+            continue
+        m = read_run(run_dir(r, s))
+        pf = pull_factors(m["history"]["train"], r.alpha)
+        target = pull_targets_of(s, ch, method_key(r.method))[r.alpha]
+        for split in ("val", "test"):
+            if m.get(split):
+                rows.append({"method": r.method, "alpha": r.alpha, "pull_target": target, "seed": r.seed,
+                             "split": split, **{k: m[split][k] for k in ("r1", "nmi", "f1")},
+                             "pull_factor_median": float(np.median(pf)) if pf else None})
     return rows
 
 
-def write_csv(path: Path, rows: list[dict], columns) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+def mechanism_runs(final: list[Run]) -> list[Run]:
+    return [r for r in final if method_key(r.method) in MECHANISM_METHODS]
+
+
+def mechanism_rows(runs: list[Run], s: Settings) -> list[dict]:
+    """Per-step HDML diagnostics of the final HDML runs and ablations, every k-th step (k chosen so
+    that the file stays under MECHANISM_MAX_ROWS rows)."""
+    if not runs:
+        return []
+    hist = {r: read_run(run_dir(r, s))["history"]["train"] for r in runs}
+    total = sum(len(h) for h in hist.values())
+    k = max(1, math.ceil(total / MECHANISM_MAX_ROWS))
+    rows = []
+    for r, h in hist.items():
+        pf = pull_factors(h, r.alpha or 0.0)
+        for i, row in enumerate(h):
+            if i % k == 0 or i == len(h) - 1:
+                rows.append({"method": r.method, "seed": r.seed, "step": row["step"],
+                             **{c: row.get(c) for c in MECHANISM_KEYS},
+                             "pull_factor": row.get("pull_factor", pf[i] if i < len(pf) else None)})
+    return rows
+
+
+def engagement_rows(runs: list[Run], s: Settings, log=print) -> list[dict]:
+    """The four engagement conditions of every final HDML run (hdml.diagnostics.engagement)."""
+    try:
+        from ..hdml.diagnostics import engagement
+    except ImportError as exc:       # pragma: no cover - the module is part of the kit
+        log(f"engagement table skipped: {exc}")
+        return []
+    rows = []
+    for r in runs:
+        e = engagement(read_run(run_dir(r, s))["history"]["train"], r.alpha)
+        row = {"method": r.method, "seed": r.seed, "alpha": r.alpha, "engaged": bool(e.get("engaged"))}
+        for c in CONDITIONS:
+            for k in ("value", "threshold", "ok"):
+                row[f"{c}_{k}"] = e.get(c, {}).get(k)
+        rows.append(row)
+    return rows
 
 
 # ---------------------------------------------------------------- the study
-def finished(runs: list[Run], s: Settings) -> list[Run]:
-    return [r for r in runs if (r.out_dir(s) / "metrics.json").is_file()]
+def _load_study(path: Path, s: Settings) -> dict:
+    """The previous study.json of the same study (same regime, runs folder), else {}."""
+    if path.is_file():
+        prev = json.loads(path.read_text())
+        if (prev.get("regime"), prev.get("runs"), prev.get("steps")) == (s.regime, str(s.runs), s.steps):
+            return prev
+    return {}
 
 
-def choices(s: Settings) -> tuple[list[Run], list[dict], dict, list[Run], list[dict], dict]:
-    """From the finished selection runs: (lr runs, their rows, chosen lr, alpha runs, their rows,
-    chosen alpha). A method is chosen for only once all of its grid has finished."""
-    sel_lr = plan_select_lr(s)
-    done = finished(sel_lr, s)
-    complete = [r for r in done if all(q in done for q in sel_lr if q.method == r.method)]
-    rows_lr = selection_rows(complete, s)
-    lr = mark_chosen(rows_lr, "lr")
-    if "lab_npair" not in lr and "lab_triplet" not in lr:
-        return sel_lr, rows_lr, lr, [], [], {}
-    sel_alpha = [r for r in plan_select_alpha(s, {**{"lab_npair": 0, "lab_triplet": 0}, **lr})
-                 if HDML[r.method] in lr]
-    done = finished(sel_alpha, s)
-    complete = [r for r in done if all(q in done for q in sel_alpha if q.method == r.method)]
-    rows_alpha = selection_rows(complete, s)
-    return sel_lr, rows_lr, lr, sel_alpha, rows_alpha, mark_chosen(rows_alpha, "alpha")
-
-
-def export(out: str | Path, s: Settings, extra: dict | None = None, log=print) -> dict:
+def export(out: str | Path, s: Settings, timing: dict | None = None, log=print) -> dict:
     """CSV files, study.json, figures and README from the runs finished so far (a partial
-    study gives partial tables; ``python -m hdml_lite.study lab --export`` any time)."""
+    study gives partial tables; ``python -m hdml_lite.study lab --export`` any time).
+
+    timing: {"wall_s": ..., "stage_s": {...}, "round_s": [...]} of this invocation; added to
+    the durations of earlier invocations of the same study recorded in study.json."""
     out = Path(out)
-    sel_lr, rows_lr, lr, sel_alpha, rows_alpha, alpha = choices(s)
-    final = finished(plan_final(s, lr, alpha), s)
-    write_csv(out / "selection.csv", rows_lr + rows_alpha, SELECTION_COLUMNS)
-    write_csv(out / "lab_table.csv", table_rows(final, s), TABLE_COLUMNS)
+    ch, sel_rows = choices(s)
+    final = [r for r in plan_final(s, ch) if is_done(r, s)]
+    table = table_rows(final, s)
+    write_csv(out / "selection.csv", sel_rows, SELECTION_COLUMNS)
+    write_csv(out / "lab_table.csv", table, TABLE_COLUMNS)
     write_csv(out / "curves.csv", curve_rows(final, s), CURVE_COLUMNS)
-    write_csv(out / "sweep.csv", sweep_rows(finished(sel_alpha, s), s), SWEEP_COLUMNS)
-    total = len(plan_select_lr(s)) + len(plan_select_alpha(s, {"lab_npair": 0, "lab_triplet": 0})) + 11 * s.seeds
-    n_done = len(rows_lr) + len(rows_alpha) + len(final)
-    info = {"steps": s.steps, "seeds": s.seeds, "fast": s.fast, "lr": lr, "alpha": alpha,
-            "lrs": list(s.lrs), "alphas_npair": list(s.alphas_npair), "alphas_triplet": list(s.alphas_triplet),
-            "val_classes": VAL_CLASSES, "eval_every": s.eval_every, "runs": str(s.runs),
-            "runs_done": n_done, "runs_total": total, **(extra or {})}
-    if "lab_npair" in lr:   # the sweep's N-pair reference: same 80% of the train classes, seed 0, chosen lr
-        ref = next(r for r in sel_lr if r.method == "lab_npair" and r.lr == lr["lab_npair"])
-        info["sweep_reference"] = {split: read_run(ref.out_dir(s))[split] for split in ("val", "test")}
-    done_runs = finished(sel_lr + sel_alpha, s) + final
-    info["sum_train_s"] = sum(read_run(r.out_dir(s))["train_s"] for r in done_runs)
-    cpu = [json.loads((r.out_dir(s) / "eval_s.json").read_text()).get("cpu_s") for r in done_runs
-           if (r.out_dir(s) / "eval_s.json").is_file()]
-    cpu = [c for c in cpu if c is not None]
-    if cpu:   # CPU seconds per run (training + evaluations), measured with time.process_time
+    write_csv(out / "sweep.csv", sweep_rows(s, ch), SWEEP_COLUMNS)
+    write_csv(out / "verdicts.csv", verdict_rows(table, s.regime), VERDICT_COLUMNS)
+    mech = mechanism_runs(final)
+    write_csv(out / "mechanism.csv", mechanism_rows(mech, s), MECHANISM_COLUMNS)
+    write_csv(out / "engagement.csv", engagement_rows(mech, s, log), ENGAGEMENT_COLUMNS)
+
+    counts = plan_counts(s)
+    done_runs = [r for r in plan_all(s, ch) if is_done(r, s)]
+    prev = _load_study(out / "study.json", s)
+    info = {"regime": s.regime, "steps": s.steps, "fast": s.fast, "runs": str(s.runs),
+            "lrs": list(s.lrs), "pull_targets": list(s.pull_targets), "select_seeds": s.select_seeds,
+            "seeds_key": s.seeds_key, "seeds_rest": s.seeds_rest,
+            "hdc_fractions": [list(f) for f in s.hdc_fractions], "val_classes": 0.2,
+            "eval_every_curves": s.eval_every(), "defaults": {k: v for k, v in s.defaults.items()},
+            "lr": {s.name(k): v for k, v in ch.lr.items()}, "j_avg": {s.name(k): v for k, v in ch.j_avg.items()},
+            "alpha": {s.name(k): v for k, v in ch.alpha.items()}, "bn_stats": ch.bn_stats,
+            "fractions": list(ch.fractions) if ch.fractions else None,
+            "runs_per_stage": counts, "runs_total": sum(counts.values()), "runs_done": len(done_runs),
+            "runs_done_per_stage": {st: sum(r.stage == st for r in done_runs) for st in STAGES}}
+    for key in HDML_BASE:   # the sweep's reference: the base loss at its chosen lr, seed 0, validation classes
+        base = HDML_BASE[key]
+        if base in ch.lr:
+            info.setdefault("sweep_reference", {})[s.name(key)] = read_run(run_dir(lr_run(s, base, ch.lr[base]), s))["val"]
+    runs_s = [read_run(run_dir(r, s))["timing"] for r in done_runs]
+    info["run_wall_s_per_stage"] = {st: sum(read_run(run_dir(r, s))["timing"].get("wall_s", 0.0)
+                                            for r in done_runs if r.stage == st) for st in STAGES}
+    cpu = [t["cpu_s"] for t in runs_s if t.get("cpu_s") is not None]
+    if cpu:   # CPU seconds per run (training + evaluations), time.process_time
         info["cpu_s_per_run"] = sum(cpu) / len(cpu)
         info["cpu_s_measured_runs"] = len(cpu)
-    old = out / "study.json"
-    if "wall_s" not in info and old.is_file():   # an export keeps the duration of the study it exports
-        prev = json.loads(old.read_text())
-        if (prev.get("steps"), prev.get("seeds"), prev.get("runs")) == (s.steps, s.seeds, str(s.runs)):
-            info.update({k: prev[k] for k in ("wall_s", "jobs") if k in prev})
+    timing = timing or {}
+    info["wall_s"] = prev.get("wall_s", 0.0) + timing.get("wall_s", 0.0)
+    stage_s = dict(prev.get("stage_wall_s", {}))
+    for st, sec in timing.get("stage_s", {}).items():
+        stage_s[st] = stage_s.get(st, 0.0) + sec
+    info["stage_wall_s"] = stage_s       # wall seconds of the runs of each stage (parallel runs add up)
+    info["rounds"] = prev.get("rounds", []) + timing.get("rounds", [])
+    info["invocations"] = prev.get("invocations", 0) + (1 if timing else 0)
+    info["jobs"] = timing.get("jobs", prev.get("jobs"))
+    out.mkdir(parents=True, exist_ok=True)
     (out / "study.json").write_text(json.dumps(info, indent=1))
     from .report import write_report
 
     write_report(out)
-    log(f"exported {n_done} of {total} runs to {out}")
+    log(f"exported {len(done_runs)} of {info['runs_total']} runs to {out}")
     return info
 
 
-def run_study(out: str | Path = "results", runs_root: str | Path = "runs/study", steps: int = 200, seeds: int = 3,
-              jobs: int = 2, fast: bool = False, log=print) -> dict:
-    """All three stages, then the CSV files, figures and README in ``out``. Returns study.json's dict.
+def plan_summary(s: Settings, jobs: int) -> str:
+    """The runs per stage and, once runs have finished here, the time they predict."""
+    counts = plan_counts(s)
+    ch, _ = choices(s)
+    done = [r for r in plan_all(s, ch) if is_done(r, s)]
+    lines = [f"== study plan, regime {s.regime!r}: {s.steps} steps per run, runs in {s.runs}"]
+    for st in STAGES:
+        lines.append(f"   {st:<18}{counts[st]:>4} runs  ({sum(r.stage == st for r in done)} done)")
+    total = sum(counts.values())
+    lines.append(f"   {'total':<18}{total:>4} runs  ({len(done)} done)")
+    walls = [read_run(run_dir(r, s))["timing"].get("wall_s") for r in done]
+    walls = [w for w in walls if w]
+    if walls:
+        per = sum(walls) / len(walls)
+        left = (total - len(done)) * per / max(1, jobs)
+        lines.append(f"   measured {per:.0f} s per run here: about {left / 60:.0f} min left with {max(1, jobs)} "
+                     f"process(es)")
+    return "\n".join(lines)
 
-    Stage 2 also runs the final runs of HDML's baselines (they need only their lr), so no core
-    idles while the alpha grid finishes; a resumed study whose alpha is known runs every
-    remaining final run in stage 2. Final runs go in ``plan_final``'s order (HDML first)."""
+
+def run_study(out: str | Path, s: Settings, jobs: int = 2, log=print) -> dict:
+    """Every stage in ``s.stages``, in rounds, then the CSV files, figures and README in ``out``."""
     import torch
 
     t0 = time.perf_counter()
     threads = torch.get_num_threads()
     if jobs <= 0:
         torch.set_num_threads(1)
+    stage_s: dict = {}
+    rounds = []
     try:
-        out = Path(out)
-        s = make_settings(runs_root, steps, seeds, fast)
-        log(f"== study: {s.steps} steps per run, {s.seeds} seed(s), runs in {s.runs}, results in {out}")
-        sel_lr = plan_select_lr(s)
-        log(f"== stage 1: lr selection on the validation classes ({len(sel_lr)} runs)")
-        trained = execute(sel_lr, s, jobs, log)
-        lr = choices(s)[2]
-        log(f"chosen lr: {lr}")
-        sel_alpha = plan_select_alpha(s, lr)
-        # while the alpha grid runs: the final runs of HDML's two baselines; the other methods wait
-        # for stage 3 (after HDML), so a study cut short still has the key comparisons
-        base_final = [r for r in plan_final(s, lr, {}) if r.method in HDML.values()]
-        if all(m in choices(s)[5] for m in HDML):   # a resumed study: alpha known, no stage boundary
-            base_final = plan_final(s, lr, choices(s)[5])
-        log(f"== stage 2: alpha selection on the validation classes ({len(sel_alpha)} runs), "
-            f"then final runs ({len(base_final)})")
-        trained += execute(sel_alpha + base_final, s, jobs, log)
-        alpha = choices(s)[5]
-        log(f"chosen alpha: {alpha}")
-        final = plan_final(s, lr, alpha)
-        log(f"== stage 3: final runs on all train classes, scored on the test classes ({len(final)} runs)")
-        trained += execute(final, s, jobs, log)
+        log(plan_summary(s, jobs))
+        for i in range(1, 20):
+            ch, _ = choices(s)
+            todo = [r for r in plan_all(s, ch) if r.stage in s.stages and not is_done(r, s)]
+            if not todo:
+                break
+            counts = {st: sum(r.stage == st for r in todo) for st in STAGES if any(r.stage == st for r in todo)}
+            log(f"== round {i}: " + ", ".join(f"{st} {n}" for st, n in counts.items()))
+            tr = time.perf_counter()
+            for st, sec in execute(todo, s, jobs, log).items():
+                stage_s[st] = stage_s.get(st, 0.0) + sec
+            rounds.append({"runs": counts, "wall_s": time.perf_counter() - tr})
+            ch, _ = choices(s)
+            log("   chosen so far: lr " + ", ".join(f"{k} {v:g}" for k, v in ch.lr.items())
+                + "; alpha " + ", ".join(f"{k} {v:.3g}" for k, v in ch.alpha.items())
+                + f"; bn_stats {ch.bn_stats}; HDC fractions {ch.fractions}")
         wall = time.perf_counter() - t0
-        old = Path(out) / "study.json"
-        if old.is_file():   # a resumed study: add the earlier invocations' time
-            prev = json.loads(old.read_text())
-            if (prev.get("steps"), prev.get("seeds"), prev.get("runs")) == (s.steps, s.seeds, str(s.runs)):
-                wall = prev.get("wall_s", 0.0) + (wall if trained else 0.0)
-        info = export(out, s, {"jobs": jobs, "wall_s": wall}, log)
+        info = export(out, s, {"wall_s": wall, "stage_s": stage_s, "rounds": rounds, "jobs": jobs}, log)
     finally:
         torch.set_num_threads(threads)
-    log(f"== done in {time.perf_counter() - t0:.0f} s: {out}")
+    log(f"== done in {wall:.0f} s (" + ", ".join(f"{st} {sec:.0f} s" for st, sec in stage_s.items())
+        + f"): {out}")
     return info

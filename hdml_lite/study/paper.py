@@ -1,4 +1,4 @@
-"""The papers' numbers as data (HDML_SPEC 1.8 and 2) and a table that sets any results CSV beside them.
+"""The papers' numbers as data (METHOD §1.8 and §2) and a table that sets any results CSV beside them.
 
     python -m hdml_lite.study compare results/paper_runs.csv          # runs named cub_*, cars196_*, sop_*
     python -m hdml_lite.study compare results/lab_table.csv --dataset cars   # lab runs vs the paper's Cars rows
@@ -9,19 +9,20 @@ method are averaged over seeds. The paper's numbers are percentages.
 """
 from __future__ import annotations
 
-import csv
 import math
 from collections import defaultdict
 from pathlib import Path
 
-# HDML_SPEC 1.8 (HDML, CVPR 2019, tables 1-3), in %. SOP reports R@1, R@10, R@100.
+from .files import read_rows
+
+# METHOD §1.8 (HDML, CVPR 2019, tables 1-3), in %. SOP reports R@1, R@10, R@100.
 PAPER = {
     "cub": {
         "triplet": dict(nmi=49.8, f1=15.0, r1=35.9, r2=47.7, r4=59.1, r8=70.0),
         "hdml_triplet": dict(nmi=55.1, f1=21.9, r1=43.6, r2=55.8, r4=67.7, r8=78.3),
         "npair": dict(nmi=60.2, f1=28.2, r1=51.9, r2=64.3, r4=74.9, r8=83.2),
         "hdml_npair": dict(nmi=62.6, f1=31.6, r1=53.7, r2=65.7, r4=76.7, r8=85.7),
-        "hdc": dict(r1=60.7),                 # HDC paper (ICCV 2017), HDML_SPEC 2
+        "hdc": dict(r1=60.7),                 # HDC paper (ICCV 2017), METHOD §2
     },
     "cars196": {
         "triplet": dict(nmi=52.9, f1=17.9, r1=45.1, r2=57.4, r4=69.7, r8=79.2),
@@ -41,7 +42,8 @@ PAPER = {
 DISPLAY = {"triplet": "Triplet", "hdml_triplet": "HDML (Triplet)", "npair": "N-pair", "hdml_npair": "HDML (N-pair)",
            "hdc": "HDC", "contrastive": "Contrastive", "semihard": "Semi-hard triplet", "lifted": "Lifted structure",
            "angular": "Angular", "hdml_npair_nosoftmax": "HDML (N-pair) w/o softmax",
-           "hdml_npair_norecon": "HDML (N-pair) w/o reconstruction"}
+           "hdml_npair_norecon": "HDML (N-pair) w/o reconstruction",
+           "contrastive_hdcbatch": "Contrastive (HDC's batch)"}
 DATASETS = {"cub": "CUB-200-2011", "cars196": "Cars196", "sop": "Stanford Online Products"}
 ALIASES = {"cars": "cars196", "car": "cars196", "cub200": "cub", "cub-200-2011": "cub", "sop": "sop"}
 SMALL_METRICS = ("nmi", "f1", "r1", "r2", "r4", "r8")
@@ -59,30 +61,15 @@ def dataset_key(name: str) -> str:
 
 
 def split_name(run_name: str) -> tuple[str | None, str, bool]:
-    """``cub_hdml_npair_official`` -> ("cub", "hdml_npair", True); ``lab_npair`` -> (None, "npair", False)."""
+    """``cub_hdml_npair_official`` -> ("cub", "hdml_npair", True); ``lab_npair`` (or ``scratch_npair``)
+    -> (None, "npair", False)."""
     official = run_name.endswith("_official")
     base = run_name[: -len("_official")] if official else run_name
     for ds in PAPER:
         if base.startswith(ds + "_"):
             return ds, base[len(ds) + 1:], official
-    return None, base.split("_", 1)[1] if base.startswith("lab_") else base, official
-
-
-def read_rows(path) -> list[dict]:
-    """A results CSV -> rows with numeric fields as floats (empty cells dropped)."""
-    rows = []
-    with open(path, newline="") as f:
-        for r in csv.DictReader(f):
-            row = {}
-            for k, v in r.items():
-                if v in ("", None):
-                    continue
-                try:
-                    row[k] = float(v)
-                except ValueError:
-                    row[k] = v
-            rows.append(row)
-    return rows
+    lab = base.startswith(("lab_", "scratch_"))
+    return None, base.split("_", 1)[1] if lab else base, official
 
 
 def summarise(rows: list[dict], metrics) -> dict:

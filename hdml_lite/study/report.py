@@ -1,27 +1,29 @@
 """Figures and ``results/README.md`` from the study's CSV files (rerunnable: ``python -m hdml_lite.study report``).
 
-Reads ``lab_table.csv``, ``curves.csv``, ``sweep.csv``, ``selection.csv`` and ``study.json``
-in the results folder, writes ``lab_table.png``, ``curves.png``, ``sweep.png`` and
-``README.md``. The verdicts on the paper's claims are computed from the numbers by
-``verdict`` (a fixed rule, stated in the README), not written by hand; hand-written
-notes can be added in ``notes.md`` beside the CSV files and are included verbatim.
+Reads ``lab_table.csv``, ``verdicts.csv``, ``sweep.csv``, ``selection.csv``, ``mechanism.csv``,
+``engagement.csv``, ``curves.csv`` and ``study.json`` in the results folder; writes
+``lab_table.png``, ``sweep.png``, ``mechanism.png``, ``curves.png`` and ``README.md``. The
+verdicts are computed by a fixed rule (``stats.paired_verdict``), not written by hand;
+hand-written notes can be added in ``notes.md`` beside the CSV files and are included verbatim.
 """
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
 from .collect import estimate_markdown
-from .paper import DISPLAY, compare_markdown, read_rows, split_name
+from .files import read_rows
+from .paper import DISPLAY, compare_markdown, split_name
+from .plan import KEYS, STAGES, method_key
+from .verdicts import CLAIMS, paired
 
 TABLE_METRICS = ("nmi", "f1", "r1", "r2", "r4", "r8", "map_r")
 NAMES = {"nmi": "NMI", "f1": "F1", "r1": "R@1", "r2": "R@2", "r4": "R@4", "r8": "R@8", "map_r": "MAP@R"}
-
-
-ORDER = ("lab_contrastive", "lab_triplet", "lab_semihard", "lab_lifted", "lab_npair", "lab_angular",
-         "lab_hdml_triplet", "lab_hdml_npair", "lab_hdc", "lab_hdml_npair_nosoftmax", "lab_hdml_npair_norecon")
+REGIME_TEXT = {"lab": "converged lab regime (pretrained small CNN fine-tuned to a plateau)",
+               "scratch": "scratch regime (small CNN trained from scratch, 200 steps)"}
 
 
 def label(method: str) -> str:
@@ -29,13 +31,14 @@ def label(method: str) -> str:
 
 
 def ordered(rows: list[dict]) -> list[dict]:
-    """Rows in the table's order (ORDER first, other methods after, each by seed)."""
-    rank = {m: i for i, m in enumerate(ORDER)}
-    return sorted(rows, key=lambda r: (rank.get(r["method"], len(ORDER)), str(r["method"]), r.get("seed", 0)))
+    """Rows in the table's order (plan.KEYS first, other methods after, each by seed)."""
+    rank = {k: i for i, k in enumerate(KEYS)}
+    return sorted(rows, key=lambda r: (rank.get(method_key(str(r["method"])), len(KEYS)), str(r["method"]),
+                                       r.get("seed", 0)))
 
 
 def by_method(rows: list[dict], metric: str) -> dict:
-    """{method: np.array of the metric over seeds (fractions)}, in the CSV's order."""
+    """{method: np.array of the metric over seeds (fractions)}, in the rows' order."""
     out: dict = {}
     for r in rows:
         if isinstance(r.get(metric), float):
@@ -43,26 +46,17 @@ def by_method(rows: list[dict], metric: str) -> dict:
     return {m: np.array(v) for m, v in out.items()}
 
 
-def fmt(v: np.ndarray, scale: float = 100.0, digits: int = 1) -> str:
+def fmt(v, scale: float = 100.0, digits: int = 1) -> str:
+    """mean ± std (sample std, ddof=1) of ``v`` times ``scale``; one value alone; "-" for none."""
     if v is None or len(v) == 0:
         return "-"
     if len(v) == 1:
         return f"{scale * v[0]:.{digits}f}"
-    return f"{scale * v.mean():.{digits}f} ± {scale * v.std():.{digits}f}"
-
-
-def verdict(a: np.ndarray, b: np.ndarray) -> str:
-    """Is A > B? "yes" when every seed of A beats every seed of B; "direction only" when the mean
-    is higher but the seed ranges overlap; "no" when the mean is not higher."""
-    if len(a) == 0 or len(b) == 0:
-        return "no data"
-    if a.mean() <= b.mean():
-        return "no"
-    return "yes" if a.min() > b.max() else "direction only (seed ranges overlap)"
+    return f"{scale * np.mean(v):.{digits}f} ± {scale * np.std(v, ddof=1):.{digits}f}"
 
 
 # ---------------------------------------------------------------- figures
-def plot_table(rows: list[dict], path: Path, metrics=("r1", "nmi", "f1")) -> None:
+def plot_table(rows: list[dict], path: Path, regime: str, metrics=("r1", "nmi", "f1")) -> None:
     import matplotlib.pyplot as plt
 
     from ..viz.plots import OKABE_ITO, save_figure
@@ -74,19 +68,19 @@ def plot_table(rows: list[dict], path: Path, metrics=("r1", "nmi", "f1")) -> Non
     for i, m in enumerate(metrics):
         vals = by_method(rows, m)
         mean = [100 * vals[k].mean() for k in methods]
-        std = [100 * vals[k].std() for k in methods]
+        std = [100 * vals[k].std(ddof=1) if len(vals[k]) > 1 else 0.0 for k in methods]
         ax.bar(x + (i - (len(metrics) - 1) / 2) * width, mean, width, yerr=std, capsize=2,
                color=OKABE_ITO[i], label=NAMES[m])
     ax.set_xticks(x, [label(k) for k in methods], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("test classes, % (mean ± std over seeds)")
-    ax.set_title("Lab study: final models on the test classes")
+    ax.set_title(f"{regime} regime: final models on the test classes")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     save_figure(fig, path)
 
 
-def plot_curves(rows: list[dict], path: Path) -> None:
+def plot_curves(rows: list[dict], path: Path, regime: str) -> None:
     from ..viz.plots import plot_learning_curves
 
     hist: dict = {}
@@ -99,38 +93,82 @@ def plot_curves(rows: list[dict], path: Path) -> None:
         for h in hs:
             h["eval"].sort(key=lambda e: e["step"])
     plot_learning_curves(histories, metrics=("nmi", "f1", "r1"), split="test", path=path,
-                         title="Learning curves on the test classes (mean, min-max band over seeds); paper fig. 4-5")
+                         title=f"{regime} regime: learning curves on the test classes (mean, min-max over seeds)")
 
 
-def plot_sweep(rows: list[dict], path: Path, reference: dict | None = None, chosen: float | None = None) -> None:
+def sweep_points(rows: list[dict], method: str, split: str, metric: str = "r1") -> list[dict]:
+    """Per alpha of ``method``: pull target, measured pull factor (mean over seeds of the
+    per-run medians), and the metric's mean, min and max over seeds. Sorted by pull target."""
+    out = []
+    mine = [r for r in rows if r.get("method", method) == method and r["split"] == split]
+    for a in sorted({float(r["alpha"]) for r in mine}):
+        g = [r for r in mine if float(r["alpha"]) == a]
+        v = [r[metric] for r in g if isinstance(r.get(metric), float)]
+        pf = [r["pull_factor_median"] for r in g if isinstance(r.get("pull_factor_median"), float)]
+        out.append({"alpha": a, "pull_target": g[0].get("pull_target", float("nan")),
+                    "pull_factor": float(np.mean(pf)) if pf else float("nan"), "n": len(v),
+                    "mean": float(np.mean(v)), "min": float(np.min(v)), "max": float(np.max(v))})
+    return sorted(out, key=lambda p: -p["pull_target"] if isinstance(p["pull_target"], float) else 0)
+
+
+def plot_sweep(rows: list[dict], path: Path, regime: str, reference: dict | None = None,
+               chosen: dict | None = None) -> None:
+    """R@1 against the measured pull factor, one panel per HDML loss: mean over seeds (line) and
+    min-max (band), validation classes (chose alpha) and test classes (shown only)."""
     import matplotlib.pyplot as plt
 
     from ..viz.plots import OKABE_ITO, save_figure
 
-    alphas = sorted({float(r["alpha"]) for r in rows})
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for ax, m in zip(axes, ("r1", "nmi")):
+    methods = list(dict.fromkeys(r.get("method", f"{regime}_hdml_npair") for r in rows))
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.8 * len(methods), 3.8), squeeze=False)
+    for ax, meth in zip(axes[0], methods):
         for i, split in enumerate(("val", "test")):
-            vals = [[100 * r[m] for r in rows if float(r["alpha"]) == a and r["split"] == split] for a in alphas]
-            ax.plot(alphas, [np.mean(v) if v else np.nan for v in vals], marker="o", color=OKABE_ITO[i],
-                    label=f"HDML (N-pair), {split} classes")
-            if reference and split in reference and reference[split]:
-                ax.axhline(100 * reference[split][m], color=OKABE_ITO[i], ls="--", lw=1,
-                           label=f"N-pair, {split} classes")
-        if chosen is not None:
-            ax.axvline(chosen, color="grey", ls=":", lw=1, label=f"chosen alpha = {chosen:g}")
-        lin = max(min([a for a in alphas if a > 0] or [1.0]), 1e-3)
-        ax.set_xscale("symlog", linthresh=lin)
-        ax.set_xlim(-0.1 * lin, 1.5 * max(alphas + [lin]))
-        ax.set_xticks(alphas, [f"{a:g}" for a in alphas])
-        ax.minorticks_off()
-        ax.set_xlabel("alpha (pulling factor; 0 = no pulling; symlog axis)")
-        ax.set_ylabel(f"{NAMES[m]} (%)")
+            pts = sweep_points(rows, meth, split)
+            if not pts:
+                continue
+            x = [p["pull_factor"] for p in pts]
+            ax.plot(x, [100 * p["mean"] for p in pts], marker="o", color=OKABE_ITO[i],
+                    label=f"{split} classes, mean over {max(p['n'] for p in pts)} seed(s)")
+            ax.fill_between(x, [100 * p["min"] for p in pts], [100 * p["max"] for p in pts], color=OKABE_ITO[i],
+                            alpha=0.2, lw=0)
+            if split == "val":
+                for p in pts:
+                    ax.annotate(f"a={p['alpha']:.3g}", (p["pull_factor"], 100 * p["mean"]), fontsize=6,
+                                textcoords="offset points", xytext=(2, 4))
+        ref = (reference or {}).get(meth)
+        if ref:
+            ax.axhline(100 * ref["r1"], color="grey", ls="--", lw=1, label="base loss, val classes, seed 0")
+        if chosen and meth in chosen:
+            pc = [p for p in sweep_points(rows, meth, "val") if math.isclose(p["alpha"], chosen[meth], rel_tol=1e-6)]
+            if pc:
+                ax.axvline(pc[0]["pull_factor"], color="black", ls=":", lw=1, label=f"chosen alpha {chosen[meth]:.3g}")
+        xs = [p["pull_factor"] for p in sweep_points(rows, meth, "val")]
+        if xs and min(xs) > 0:      # targets span 0.01-1: a log axis spaces them evenly
+            ax.set_xscale("log")
+            ax.set_xlim(min(xs) / 1.5, 1.5)
+        else:
+            ax.set_xlim(-0.03, 1.03)
+        ax.set_xlabel("pull factor exp(-alpha / J_avg), measured median per run\n(1 = no pulling, 0 = pulled to d+)")
+        ax.set_ylabel("R@1 (%)")
+        ax.set_title(label(meth), fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle("Pulling-factor sweep (paper fig. 6-7): seed 0, trained on 80% of the train classes")
+    fig.suptitle(f"{regime} regime: alpha sweep (paper fig. 6-7), band = min-max over seeds", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def plot_mechanism_from_rows(rows: list[dict], path: Path, regime: str) -> None:
+    """mechanism.csv rows (seed 0 of each method) -> ``viz.mechanism.plot_mechanism``."""
+    from ..viz.mechanism import plot_mechanism
+
+    histories: dict = {}
+    for r in rows:
+        if r["seed"] == min(x["seed"] for x in rows if x["method"] == r["method"]):
+            histories.setdefault(label(r["method"]), {"train": [], "eval": []})["train"].append(r)
+    for h in histories.values():
+        h["train"].sort(key=lambda r: r["step"])
+    plot_mechanism(histories, path, title=f"{regime} regime: HDML's mechanism over training (first seed)")
 
 
 # ---------------------------------------------------------------- markdown
@@ -146,76 +184,109 @@ def main_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _pts(x) -> str:
+    return "-" if not isinstance(x, float) or not math.isfinite(x) else f"{100 * x:+.2f}"
+
+
+def verdict_table(verdicts: list[dict], table: list[dict], regime: str) -> str:
+    """verdicts.csv rows, with the per-seed differences read back from the table."""
+    from .plan import method_name
+
+    pairs = {claim: (a, b) for claim, a, b in CLAIMS}
+    lines = ["| paper's claim (A > B) | metric | seeds | per-seed A - B (points) | mean (points) | 95% t-interval | "
+             "verdict |", "|---|---|---|---|---|---|---|"]
+    for v in verdicts:
+        diffs = ""
+        if v["claim"] in pairs:
+            a, b = pairs[v["claim"]]
+            _, xa, xb = paired(table, method_name(regime, a), method_name(regime, b), v["metric"])
+            diffs = ", ".join(f"{100 * (p - q):+.1f}" for p, q in zip(xa, xb))
+        n = int(v.get("n_seeds", 0))
+        ci = (f"[{_pts(v.get('ci_low'))}, {_pts(v.get('ci_high'))}]" if isinstance(v.get("ci_low"), float)
+              and math.isfinite(v["ci_low"]) else "- (fewer than 2 seeds)")
+        lines.append(f"| {v['claim']} | {NAMES.get(v['metric'], v['metric'])} | {n} | {diffs or '-'} | "
+                     f"{_pts(v.get('mean_diff'))} | {ci} | **{v['verdict']}** |")
+    return "\n".join(lines)
+
+
 def selection_table(rows: list[dict]) -> str:
-    lines = ["| stage | method | lr | alpha | val R@1 | val NMI | val F1 | val MAP@R | chosen |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| stage | method | lr | alpha | setting | seed | val R@1 | val NMI | val F1 | val MAP@R | chosen |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        alpha = "" if r.get("alpha") in (None, "") else f"{r['alpha']:g}"
-        lines.append(f"| {r['stage']} | {label(r['method'])} | {r['lr']:g} | {alpha} | {100 * r['val_r1']:.1f} | "
-                     f"{100 * r['val_nmi']:.1f} | {100 * r['val_f1']:.1f} | {100 * r['val_map_r']:.1f} | "
-                     f"{'**yes**' if int(r['chosen']) else ''} |")
+        alpha = f"{r['alpha']:.4g}" if isinstance(r.get("alpha"), float) else ""
+        lines.append(f"| {r['stage']} | {label(r['method'])} | {r['lr']:g} | {alpha} | {r.get('setting', '')} | "
+                     f"{r['seed']} | {100 * r['val_r1']:.1f} | {100 * r['val_nmi']:.1f} | {100 * r['val_f1']:.1f} | "
+                     f"{100 * r['val_map_r']:.1f} | {'**yes**' if int(r['chosen']) else ''} |")
     return "\n".join(lines)
 
 
 def sweep_table(rows: list[dict]) -> str:
-    alphas = sorted({float(r["alpha"]) for r in rows})
-    lines = ["| alpha | val R@1 | val NMI | test R@1 | test NMI |", "|---|---|---|---|---|"]
-    for a in alphas:
-        cell = {}
-        for split in ("val", "test"):
-            for m in ("r1", "nmi"):
-                v = [r[m] for r in rows if float(r["alpha"]) == a and r["split"] == split]
-                cell[split, m] = f"{100 * np.mean(v):.1f}" if v else "-"
-        lines.append(f"| {a:g} | {cell['val', 'r1']} | {cell['val', 'nmi']} | {cell['test', 'r1']} | "
-                     f"{cell['test', 'nmi']} |")
+    lines = ["| method | pull target p | alpha | measured pull factor | seeds | val R@1 mean [min, max] | "
+             "test R@1 mean |", "|---|---|---|---|---|---|---|"]
+    for meth in dict.fromkeys(r.get("method", "") for r in rows):
+        test = {p["alpha"]: p for p in sweep_points(rows, meth, "test")}
+        for p in sweep_points(rows, meth, "val"):
+            t = test.get(p["alpha"])
+            t_mean = "-" if t is None else f"{100 * t['mean']:.1f}"
+            lines.append(f"| {label(meth)} | {p['pull_target']:g} | {p['alpha']:.4g} | {p['pull_factor']:.3f} | "
+                         f"{p['n']} | {100 * p['mean']:.1f} [{100 * p['min']:.1f}, {100 * p['max']:.1f}] | {t_mean} |")
     return "\n".join(lines)
 
 
-def _gap(a: np.ndarray, b: np.ndarray) -> str:
-    return f"{100 * (a.mean() - b.mean()):+.1f} points ({fmt(a)} vs {fmt(b)})"
+def engagement_table(rows: list[dict]) -> str:
+    from .files import CONDITIONS
+
+    names = {"classifier": "1. classifier (acc_real at end)", "weight": "2. weight_syn (2nd-half mean)",
+             "pull": "3. pull factor (share of steps inside)", "hardness": "4. hard_gen (vs hard_real)"}
+    lines = ["| method | seed | alpha | " + " | ".join(names[c] for c in CONDITIONS) + " | engaged |",
+             "|" + "---|" * (len(CONDITIONS) + 4)]
+
+    def cell(r, c):
+        v, t, ok = r.get(f"{c}_value"), r.get(f"{c}_threshold"), r.get(f"{c}_ok")
+        num = lambda x: f"{x:.3g}" if isinstance(x, float) and math.isfinite(x) else "nan"  # noqa: E731
+        mark = "ok" if ok in (1, 1.0, True) else "NO"
+        return f"{num(v)} (thr {num(t)}) {mark}"
+
+    for r in rows:
+        alpha = f"{r['alpha']:.3g}" if isinstance(r.get("alpha"), float) else "-"
+        lines.append(f"| {label(r['method'])} | {r['seed']} | {alpha} | " + " | ".join(cell(r, c) for c in CONDITIONS)
+                     + f" | {'**yes**' if r.get('engaged') in (1, 1.0, True) else 'no'} |")
+    return "\n".join(lines)
 
 
-def claims(table: list[dict], sweep: list[dict], study: dict) -> str:
-    """The paper's claims, each with the lab numbers and the rule's verdict."""
-    r1, nmi = by_method(table, "r1"), by_method(table, "nmi")
-    get = lambda d, k: d.get(k, np.array([]))  # noqa: E731
-    out = ["| paper's claim | lab evidence (R@1; NMI), mean ± std over seeds, % | supported? |", "|---|---|---|"]
+def timing_table(study: dict) -> str:
+    counts = study.get("runs_per_stage", {})
+    done = study.get("runs_done_per_stage", {})
+    wall = study.get("stage_wall_s", {})
+    lines = ["| stage | runs planned | runs finished | run wall-clock, summed (min) |", "|---|---|---|---|"]
+    for st in STAGES:
+        if st in counts:
+            lines.append(f"| {st} | {counts[st]} | {done.get(st, '-')} | {wall.get(st, 0.0) / 60:.1f} |")
+    lines.append(f"| **total** | {study.get('runs_total', '-')} | {study.get('runs_done', '-')} | "
+                 f"{sum(wall.values()) / 60:.1f} |")
+    return "\n".join(lines)
 
-    def row(text, a, b):
-        va, vn = verdict(get(r1, a), get(r1, b)), verdict(get(nmi, a), get(nmi, b))
-        if a not in r1 or b not in r1:
-            out.append(f"| {text} | no data | no data |")
-            return
-        out.append(f"| {text} | R@1 {_gap(r1[a], r1[b])}; NMI {_gap(nmi[a], nmi[b])} | R@1: {va}; NMI: {vn} |")
 
-    row("HDML improves N-pair (tables 1-3)", "lab_hdml_npair", "lab_npair")
-    row("HDML improves triplet (tables 1-3)", "lab_hdml_triplet", "lab_triplet")
-    row("N-pair beats triplet (tables 1-3)", "lab_npair", "lab_triplet")
-    row("Without the softmax term, HDML is (much) worse (fig. 5)", "lab_hdml_npair", "lab_hdml_npair_nosoftmax")
-    row("Without reconstruction, HDML still beats the baseline (fig. 5)", "lab_hdml_npair_norecon", "lab_npair")
-    row("HDC's cascade beats its single contrastive loss (HDC paper)", "lab_hdc", "lab_contrastive")
-    if "lab_hdml_npair" in r1 and "lab_hdml_triplet" in r1:
-        gn = r1["lab_hdml_npair"].mean() - get(r1, "lab_npair").mean()
-        gt = r1["lab_hdml_triplet"].mean() - get(r1, "lab_triplet").mean()
-        out.append(f"| HDML's gain is larger for triplet than for N-pair (tables 1-3) | R@1 gain: triplet "
-                   f"{100 * gt:+.1f}, N-pair {100 * gn:+.1f} | {'yes' if gt > gn else 'no'} (means only) |")
-    best = max(r1, key=lambda k: r1[k].mean()) if r1 else None
-    if best and len(set(r1) & set(ORDER[:9])) < 9:
-        out.append("| HDML (N-pair) has the best R@1 of the compared methods (tables 1-3) | not every method "
-                   "has finished | no data |")
-    elif best:
-        out.append(f"| HDML (N-pair) has the best R@1 of the compared methods (tables 1-3) | best: {label(best)} "
-                   f"({fmt(r1[best])}) | {'yes' if best == 'lab_hdml_npair' else 'no'} |")
-    val = [r for r in sweep if r["split"] == "val"]
-    if val:
-        alphas = sorted({float(r["alpha"]) for r in val})
-        mean = {a: np.mean([r["r1"] for r in val if float(r["alpha"]) == a]) for a in alphas}
-        peak = max(alphas, key=lambda a: mean[a])
-        inner = alphas[0] < peak < alphas[-1]
-        out.append(f"| Performance rises with alpha, peaks at an intermediate value, then falls (fig. 6-7) | "
-                   f"val R@1 by alpha: " + ", ".join(f"{a:g}: {100 * mean[a]:.1f}" for a in alphas)
-                   + f" (peak at {peak:g}) | {'yes' if inner else 'no'} (one seed) |")
-    return "\n".join(out)
+def write_report(out: str | Path) -> Path:
+    """Figures + README.md in ``out`` from the CSV files there. Returns the README path."""
+    out = Path(out)
+    study = json.loads((out / "study.json").read_text()) if (out / "study.json").is_file() else {}
+    regime = study.get("regime", "lab")
+    load = lambda n: read_rows(out / n) if (out / n).is_file() else []  # noqa: E731
+    data = {n: load(f"{n}.csv") for n in ("lab_table", "curves", "sweep", "selection", "verdicts", "mechanism",
+                                         "engagement")}
+    data["lab_table"] = ordered(data["lab_table"])
+    if data["lab_table"]:
+        plot_table(data["lab_table"], out / "lab_table.png", regime)
+    if data["curves"]:
+        plot_curves(data["curves"], out / "curves.png", regime)
+    if data["sweep"]:
+        plot_sweep(data["sweep"], out / "sweep.png", regime, study.get("sweep_reference"), study.get("alpha"))
+    if data["mechanism"]:
+        plot_mechanism_from_rows(data["mechanism"], out / "mechanism.png", regime)
+    path = out / "README.md"
+    path.write_text(render(study, data, out))
+    return path
 
 
 RUNBOOK = """\
@@ -284,156 +355,169 @@ same command loses at most `train.ckpt_every` steps.
 """
 
 
-def write_report(out: str | Path) -> Path:
-    """Figures + README.md in ``out`` from the CSV files there. Returns the README path."""
-    out = Path(out)
-    study = json.loads((out / "study.json").read_text()) if (out / "study.json").is_file() else {}
-    load = lambda n: read_rows(out / n) if (out / n).is_file() else []  # noqa: E731
-    table, curves, sweep, selection = load("lab_table.csv"), load("curves.csv"), load("sweep.csv"), load("selection.csv")
-    for r in table + curves + sweep + selection:
-        for k in ("seed", "step"):
-            if isinstance(r.get(k), float):
-                r[k] = int(r[k])
-    table = ordered(table)
-    if table:
-        plot_table(table, out / "lab_table.png")
-    if curves:
-        plot_curves(curves, out / "curves.png")
-    if sweep:
-        plot_sweep(sweep, out / "sweep.png", study.get("sweep_reference"), (study.get("alpha") or {}).get("lab_hdml_npair"))
-    text = render(study, table, curves, sweep, selection, out)
-    path = out / "README.md"
-    path.write_text(text)
-    return path
+
+def _commands(regime: str) -> str:
+    out = "results" if regime == "lab" else "results/scratch"
+    flag = "" if regime == "lab" else " --regime scratch"
+    return f"""```bash
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1      # one thread per process; the study runs --jobs 2 processes
+python -m hdml_lite.study lab{flag} --plan       # the runs per stage (nothing trained)
+python -m hdml_lite.study lab{flag}              # everything: selection, final runs, CSV, figures, this page
+python -m hdml_lite.study lab{flag} --stages select_lr,select_alpha   # or a stage at a time (others only read)
+python -m hdml_lite.study lab{flag} --export     # CSV + figures + README from the runs finished so far
+python -m hdml_lite.study report --out {out}     # figures + README from the CSV files (seconds)
+```
+Runs live in `runs/study/{regime}/` (git-ignored). Rerunning a command continues the study:
+finished runs (with `metrics.json`) are skipped, an interrupted run resumes from its checkpoint."""
 
 
-def render(study: dict, table, curves, sweep, selection, out: Path) -> str:
-    steps, seeds = study.get("steps", "?"), study.get("seeds", "?")
-    fast = study.get("fast")
-    lr, alpha = study.get("lr", {}), study.get("alpha", {})
-    n_runs = study.get("runs_total") or len(selection) + len(table)
-    notes = (out / "notes.md").read_text() if (out / "notes.md").is_file() else ""
+def render(study: dict, data: dict, out: Path) -> str:
+    regime = study.get("regime", "lab")
+    table, sweep, selection = data["lab_table"], data["sweep"], data["selection"]
+    R = f"{regime} regime"
     done, total = study.get("runs_done"), study.get("runs_total")
-    partial = (f"**PARTIAL: {done} of {total} runs had finished when this page was written; the study "
-               f"is still running. Rerun `python -m hdml_lite.study lab` (it skips finished runs) to "
-               f"complete it and regenerate this page.**" if done is not None and total and done < total else "")
-    cpu = study.get("cpu_s_per_run")
-    cost = (f" Measured CPU time: {cpu:.0f} s per run on average (training and evaluations, "
-            f"`time.process_time`, {study.get('cpu_s_measured_runs')} runs), so the {total} runs need about "
-            f"{cpu * total / 60:.0f} CPU-minutes: **about {cpu * total / 120:.0f} minutes on 2 idle cores**."
-            if cpu and total else "")
-    parts = [f"""# Reproduction study
+    notes = (out / "notes.md").read_text() if (out / "notes.md").is_file() else ""
+    other = ("\nThe other regime: [scratch regime](scratch/README.md)." if (out / "scratch" / "README.md").is_file()
+             else "\nThe other regime: [converged lab regime](../README.md)." if regime == "scratch" else "")
+    parts = [f"""# Reproduction study: {REGIME_TEXT.get(regime, regime)}
 
-{'**FAST MODE: tiny data and 6 steps; the numbers below mean nothing, only the code path is real.**' if fast else ''}
-{partial}
+{'**FAST MODE: tiny data and 6 steps; the numbers below mean nothing, only the code path is real.**' if study.get('fast') else ''}
+{f'**PARTIAL: {done} of {total} runs had finished when this page was written. Rerun the study command below (it skips finished runs) to complete it.**' if done is not None and total and done < total else ''}
 
-What this folder holds: a lab analogue of the HDML paper's tables 1-3 and figures 4-7 on the
-kit's embedded glyph dataset (zero-shot: the test classes are never seen in training), run on
-a CPU with the lab presets, plus a runbook and a comparison generator for the paper's
-protocol on a GPU. All scores are on the **test classes**, for the **final** model, in %.
+A lab analogue of the HDML paper's tables 1-3 and figures 4-7 (and HDC's cascade) on the
+kit's embedded glyph dataset (zero-shot: the test classes are never seen in training and
+never used for a choice). Every number on this page is measured by the commands below; the
+verdicts come from a fixed rule. **A result that contradicts the paper is a finding, reported
+as such**, not an error to tune away: this is a small dataset and a small CNN, so a
+contradiction says the effect does not show up in this setting, and a support does not
+confirm the paper's numbers on CUB, Cars196 or SOP.{other}
 
-| file | what | regenerate with |
-|---|---|---|
-| `lab_table.csv` | one row per method and seed: `method,seed,nmi,f1,r1,r2,r4,r8,map_r,train_s` (fractions; train_s = seconds in the training loop, evaluations excluded) | `python -m hdml_lite.study lab` |
-| `curves.csv` | learning curves `method,seed,step,split,nmi,f1,r1` | same |
-| `sweep.csv` | alpha sweep `alpha,seed,split,r1,nmi,f1` (validation and test classes) | same |
-| `selection.csv` | every hyper-parameter selection run, scored on the validation classes | same |
-| `study.json` | the settings, chosen values and duration | same |
-| `lab_table.png`, `curves.png`, `sweep.png`, this README | figures and tables | `python -m hdml_lite.study report` (from the CSV files, seconds) |
+## Commands that regenerate everything
 
-The whole study is one command, `python -m hdml_lite.study lab` (runs in `runs/study/`,
-git-ignored; rerun it after an interruption: finished runs are skipped, an interrupted run
-resumes from its checkpoint).{cost}
-The test suite runs the same code path on tiny settings: `python -m hdml_lite.study lab --fast --out /tmp/study`.
+{_commands(regime)}
 
-## Protocol
+| file | what |
+|---|---|
+| `verdicts.csv` | `claim,metric,n_seeds,mean_diff,ci_low,ci_high,verdict` (fractions) |
+| `lab_table.csv` | final runs, test classes: `method,seed,nmi,f1,r1,r2,r4,r8,map_r,train_s` |
+| `sweep.csv` | alpha sweep: `alpha,pull_target,seed,split,r1,nmi,f1,pull_factor_median,method` |
+| `selection.csv` | every selection run on the validation classes, `chosen` = 1 on the chosen value |
+| `mechanism.csv` | HDML's per-step diagnostics of the final HDML runs (every k-th step) |
+| `engagement.csv` | the four engagement conditions of each final HDML run |
+| `curves.csv` | learning curves of N-pair, HDML(N-pair) and its ablations on the test classes |
+| `study.json` | settings, chosen values, run counts, durations |
+"""]
+    if data["verdicts"]:
+        parts.append(f"""
+## The paper's claims: verdicts ({R})
 
-- Data: the embedded glyphs (177 train classes, 177 disjoint test classes, 48 images per
-  class, 32x32 grey), model: the small CNN of the lab presets (width 16, embedding 64),
-  Adam. Every run has the **same budget: {steps} training steps** (the lab presets' budget,
-  the same for all methods, chosen so that the whole study of {n_runs} runs fits
-  in about an hour on 2 CPU cores), batches of ~64 images (N-pair: 32 classes x 2;
-  triplet: 22 triplets; others: 16 classes x 4; HDC: 10 classes x 6).
-- Hyper-parameter selection, on a **validation split of the training classes** (never on
-  the test classes): `data.val_classes={study.get('val_classes', 0.2)}` holds out 20% of the
-  train classes; seed 0; the highest validation Recall@1 wins (ties: NMI).
-  - every baseline and HDC: lr in {study.get('lrs', [])};
-  - HDML (N-pair): alpha in {study.get('alphas_npair', [])}, HDML (triplet): alpha in
-    {study.get('alphas_triplet', [])}, each at the lr chosen for its baseline loss.
-    The lab's J_avg falls from about 6 to 1.7 over an N-pair run and from about 100 to 11 over
-    a triplet run (a sum over 22 triplets), so these grids span the pull factor exp(-alpha/J_avg)
-    from 1 (no pulling) to ~0 (N-pair; every negative pulled to d+) or ~0.1 (triplet).
-    Other HDML settings are the lab presets' (official form, 20-step blocks for J_avg/J_gen,
-    beta 1e4, lambda 0.5, softmax factor 1e4, lr_gen 1e-2, s_lr 1e-3).
-- Final runs: the chosen values, **{seeds} seed{'s' if seeds != 1 else ''}**, trained on **all** train classes
-  (`data.val_classes=0`), the final model scored on the test classes.
+Paired seeds (seed i of A against seed i of B), differences A - B in points of %, the mean
+and its 95% Student-t interval. **supported**: the interval lies above 0 (the paper's
+direction); **contradicted**: it lies below 0; **undecided**: it contains 0 (or fewer than 2
+seeds). Rule: `hdml_lite/study/stats.py`, `paired_verdict`.
 
-Chosen values: """ + ", ".join(f"{label(k)}: lr {v:g}" for k, v in lr.items())
-        + "; " + ", ".join(f"{label(k)}: alpha {v:g}" for k, v in alpha.items()) + "."]
+{verdict_table(data['verdicts'], table, regime)}
+""")
     if table:
         parts.append(f"""
-## Tables 1-3 analogue: test classes, final models, mean ± std over seeds (%)
+## Tables 1-3 analogue: final models on the test classes ({R}), mean ± std over seeds (%)
 
 {main_table(table)}
 
-The "w/o" rows are the ablations of figure 5 (HDML (N-pair) with `hdml.softmax=false` /
-`hdml.recon=false`). Training time: wall-clock seconds in the training loop per run,
-evaluations excluded, measured while several runs shared the 2 cores with other jobs of the
-machine: compare orders of magnitude only (HDML's extra cost is the generator and classifier,
-small next to the CNN).
+std: sample standard deviation over seeds. train s: seconds in the training loop per run
+(evaluations excluded), measured while 2 runs shared the cores: compare orders of magnitude.
+"Contrastive (HDC's batch)" is the contrastive loss at HDC's batch (classes x images per
+class of the HDC preset), HDC's fair baseline. The "w/o" rows are the ablations of paper
+figure 5 (`hdml.softmax=false`, `hdml.recon=false`).
 
 ![final models](lab_table.png)
 """)
-    if curves:
-        parts.append("""
-## Figures 4-5 analogue: learning curves
-
-N-pair, HDML (N-pair) and its two ablations, evaluated on the test classes during training
-(for the curves only: the reported model is always the final one). Line: mean over seeds;
-band: min-max.
-
-![learning curves](curves.png)
-""")
     if sweep:
+        js = ", ".join(f"{label(k)}: {v:.3g}" for k, v in (study.get("j_avg") or {}).items())
         parts.append(f"""
-## Figures 6-7 analogue: the pulling factor alpha
+## Figures 6-7 analogue: the pull factor ({R})
 
-These are the alpha-selection runs of HDML (N-pair): seed 0, trained on 80% of the train
-classes, scored on the held-out validation classes (which chose alpha) and on the test
-classes (shown, not used). Dashed: N-pair at its chosen lr in the same setting. alpha = 0
-means no pulling (the synthetic branch still runs, on unmodified negatives).
+The grid spans the pull factor: alpha = -J_avg ln(p) for p in {study.get('pull_targets')},
+with J_avg the median of the tracker's `j_avg` over the second half of each HDML method's
+lr-selection run at the chosen lr ({js}). {study.get('select_seeds', '?')} seeds per value, on the
+validation classes (which chose alpha; test classes shown, never used). x: the measured
+median pull factor of each run (mean over seeds); band: min-max over seeds; dashed: the base
+loss at its chosen lr (seed 0, validation classes).
 
 {sweep_table(sweep)}
 
 ![alpha sweep](sweep.png)
 """)
-    if table:
+    if data["engagement"] or data["mechanism"]:
         parts.append(f"""
-## Which of the paper's claims the lab data support
+## Is HDML's mechanism switched on? ({R})
 
-Rule (fixed in `hdml_lite/study/report.py`, `verdict`): **yes** when every seed of the first
-method beats every seed of the second; **direction only** when its mean is higher but the seed
-ranges overlap; **no** when its mean is not higher. This is a small dataset, a small CNN and a
-short budget: a "no" here says the effect does not show up in this setting, not that the paper
-is wrong on CUB/Cars196/SOP, and a "yes" does not confirm the paper's numbers.
+The four engagement conditions (docs/METHOD.md §5; `hdml_lite.hdml.diagnostics.engagement`) of
+every final HDML run: value, threshold and whether it holds. A run where a condition fails
+does not test the paper's mechanism, whatever its score.
 
-{claims(table, sweep, study)}
+{engagement_table(ordered(data['engagement'])) if data['engagement'] else 'no engagement rows'}
+
+![mechanism](mechanism.png)
 """)
-    if notes:
-        parts.append("\n" + notes.strip() + "\n")
+    if data["curves"]:
+        parts.append(f"""
+## Figures 4-5 analogue: learning curves ({R})
+
+N-pair, HDML (N-pair) and its two ablations, evaluated on the test classes during training
+(for the curves only: the reported model is always the final one).
+
+![learning curves](curves.png)
+""")
+    lr, alpha = study.get("lr", {}), study.get("alpha", {})
+    parts.append(f"""
+## Protocol ({R})
+
+- Every run of a method family has the same budget: **{study.get('steps', '?')} training steps**
+  (the {regime} presets' budget), batches of ~64 images.
+- Selection on a **validation split of the train classes** (`data.val_classes=0.2`), never on
+  the test classes; the highest mean validation R@1 wins (ties: NMI, then the smaller value).
+  - lr: every method has its own, from {study.get('lrs')}, seed 0. HDML (N-pair) and HDML
+    (triplet) get their own lr selection too (at the preset's alpha); their ablations use
+    HDML (N-pair)'s lr, alpha and bn_stats.
+  - alpha: see the pull-factor section; HDML (N-pair) and HDML (triplet) separately.
+  - `hdml.bn_stats` (official | real): HDML (N-pair) at its chosen alpha, {study.get('select_seeds', '?')}
+    paired seeds; the choice applies to HDML (N-pair) and its ablations (HDML (triplet) keeps
+    the preset's value, {(study.get('defaults') or {}).get('bn_stats')}).
+  - HDC fractions from {study.get('hdc_fractions')}, {study.get('select_seeds', '?')} seeds, at HDC's chosen lr.
+- Final runs: trained on **all** train classes, the final model scored on the test classes;
+  {study.get('seeds_key', '?')} seeds for N-pair, HDML (N-pair), triplet, HDML (triplet),
+  {study.get('seeds_rest', '?')} for the others.
+
+Chosen values: """ + "; ".join([", ".join(f"{label(k)} lr {v:g}" for k, v in lr.items()),
+                                 ", ".join(f"{label(k)} alpha {v:.4g}" for k, v in alpha.items()),
+                                 f"bn_stats {study.get('bn_stats')}", f"HDC fractions {study.get('fractions')}"]) + ".\n")
     if selection:
         parts.append(f"""
-## Hyper-parameter selection runs (validation classes, seed 0)
+## Selection runs ({R}, validation classes)
 
 {selection_table(selection)}
 """)
+    wall = study.get("wall_s")
+    cpu = study.get("cpu_s_per_run")
+    parts.append(f"""
+## Timings ({R})
+
+Whole study: **{(wall or 0) / 60:.1f} min** wall-clock over {study.get('invocations', '?')} invocation(s),
+with {study.get('jobs', '?')} parallel process(es)""" + (f"; {cpu:.0f} CPU-seconds per run on average"
+                                                          if cpu else "") + f""".
+
+{timing_table(study)}
+""")
+    if notes:
+        parts.append("\n" + notes.strip() + "\n")
     if table:
         parts.append(f"""
-## Beside the paper's numbers
+## Beside the paper's numbers ({R})
 
-`python -m hdml_lite.study compare results/lab_table.csv --dataset cars` prints the lab rows
-beside the paper's Cars196 rows (docs/METHOD.md §1.8). They are different datasets, so the gap
-says nothing about fidelity; compare the ordering of methods only.
+`python -m hdml_lite.study compare {out.as_posix()}/lab_table.csv --dataset cars` sets the lab rows
+beside the paper's Cars196 rows (docs/METHOD.md §1.8). Different datasets: compare the
+ordering of methods only.
 
 {compare_markdown(table, 'cars')}""")
     parts.append("\n" + RUNBOOK.replace("{estimates}", estimate_markdown()))
@@ -444,4 +528,3 @@ if __name__ == "__main__":  # pragma: no cover
     import sys
 
     print(write_report(sys.argv[1] if len(sys.argv) > 1 else "results"))
-

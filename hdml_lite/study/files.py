@@ -1,0 +1,66 @@
+"""The study's file formats: CSV columns and one reader/writer (no other study module imported here).
+
+Every CSV the study writes has its columns fixed below; scores are fractions (0-1).
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+TABLE_COLUMNS = ("method", "seed", "nmi", "f1", "r1", "r2", "r4", "r8", "map_r", "train_s")
+CURVE_COLUMNS = ("method", "seed", "step", "split", "nmi", "f1", "r1")
+SWEEP_COLUMNS = ("alpha", "pull_target", "seed", "split", "r1", "nmi", "f1", "pull_factor_median", "method")
+SELECTION_COLUMNS = ("stage", "method", "lr", "alpha", "setting", "seed", "val_r1", "val_nmi", "val_f1",
+                     "val_map_r", "chosen")
+VERDICT_COLUMNS = ("claim", "metric", "n_seeds", "mean_diff", "ci_low", "ci_high", "verdict")
+MECHANISM_KEYS = ("ce_real", "acc_real", "acc_syn", "weight_syn", "pull_factor", "hard_real", "hard_aug", "hard_gen")
+MECHANISM_COLUMNS = ("method", "seed", "step") + MECHANISM_KEYS
+CONDITIONS = ("classifier", "weight", "pull", "hardness")           # hdml.diagnostics.engagement's keys
+ENGAGEMENT_COLUMNS = ("method", "seed", "alpha") + tuple(
+    f"{c}_{k}" for c in CONDITIONS for k in ("value", "threshold", "ok")) + ("engaged",)
+
+
+def _cell(v):
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, (list, tuple)):
+        return ",".join(f"{x:g}" if isinstance(x, float) else str(x) for x in v)
+    return "" if v is None else v
+
+
+def write_csv(path: str | Path, rows: list[dict], columns) -> None:
+    """``rows`` -> CSV with exactly ``columns`` (missing keys: empty cells; extra keys dropped)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: _cell(r.get(k)) for k in columns})
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """A CSV -> rows with numeric cells as floats (``seed``, ``step`` as ints); empty cells dropped."""
+    rows = []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            row = {}
+            for k, v in r.items():
+                if v in ("", None):
+                    continue
+                try:
+                    row[k] = float(v)
+                except ValueError:
+                    row[k] = v
+            for k in ("seed", "step", "n_seeds"):
+                if isinstance(row.get(k), float) and row[k].is_integer():
+                    row[k] = int(row[k])
+            rows.append(row)
+    return rows
+
+
+def header(path: str | Path) -> tuple[str, ...]:
+    with open(path, newline="") as f:
+        return tuple(next(csv.reader(f)))
