@@ -147,7 +147,7 @@ def test_load_writes_cache_then_reuses_it(small, tmp_path, monkeypatch):
 def test_cache_regenerated_when_hash_differs(tmp_path, monkeypatch):
     calls = []
 
-    def fake(per_class, size, seed=0, progress=False):
+    def fake(per_class, size, seed=0, progress=False, which="lab"):
         calls.append(per_class)
         names = glyph_classes()
         return (np.zeros((len(names), size, size), np.uint8), np.arange(len(names), dtype=np.int64),
@@ -176,3 +176,31 @@ def test_default_root_honours_hdml_data(tmp_path, monkeypatch):
     assert glyphs.default_root() == tmp_path
     monkeypatch.delenv("HDML_DATA")
     assert glyphs.default_root().name in ("data", "hdml_lite")
+
+
+def test_near_twins_never_straddle_the_split():
+    """A test class must not have a near-twin among the train classes: "Ώ" (tonos often cropped)
+    and "Ω", "ў" and "Ў" (same shape after random scaling) land on the same side, and so does
+    every letter family (base letter without diacritics, case-folded)."""
+    train, test = class_split(glyph_classes())
+    for a, b in (("Ώ", "Ω"), ("ў", "Ў"), ("é", "E"), ("ς", "Σ")):
+        if a in train + test and b in train + test:
+            assert (a in train) == (b in train), (a, b)
+    assert {glyphs.family(c) for c in train}.isdisjoint({glyphs.family(c) for c in test})
+    assert glyphs.family("Ώ") == glyphs.family("ω") and glyphs.family("Ў") == glyphs.family("у")
+
+
+def test_pretraining_classes_are_disjoint_from_the_lab():
+    """The lab's "ImageNet": other scripts and symbols, none a lab class, none drawn within
+    PRETRAIN_TOL of a lab class in a shared face (naive check on a sample of pairs)."""
+    pre, lab = glyph_classes("pretrain"), glyph_classes()
+    assert len(pre) >= 500 and set(pre).isdisjoint(lab)
+    assert {glyphs.family(c) for c in pre}.isdisjoint({glyphs.family(c) for c in lab})
+    face = glyphs.FONT_FILES[0]
+    cov = glyphs._coverage()[face]
+    pre_s = [c for c in pre if ord(c) in cov][::25]
+    lab_s = [c for c in lab if ord(c) in cov][::9]
+    a, b = glyphs.canonical(pre_s, face), glyphs.canonical(lab_s, face)
+    for i in range(len(pre_s)):
+        for j in range(len(lab_s)):
+            assert naive_distance(a[i], b[j]) >= glyphs.PRETRAIN_TOL, (pre_s[i], lab_s[j])

@@ -57,6 +57,7 @@ import hashlib
 import json
 import os
 import tempfile
+import unicodedata
 import zipfile
 from functools import lru_cache
 from pathlib import Path
@@ -67,8 +68,8 @@ import torch.nn.functional as F
 
 from .base import ArrayDataset
 
-GLYPHS_VERSION = 1          # bump when the candidates, the rule or the rendering change
-SPLITS = ("train", "test")
+GLYPHS_VERSION = 2          # bump when the candidates, the rule, the split or the rendering change
+SPLITS = ("train", "test", "pretrain")   # pretrain: other characters, the lab's "ImageNet"
 FONT_FILES = (              # in matplotlib.get_data_path()/fonts/ttf
     "DejaVuSans.ttf", "DejaVuSerif.ttf",
     "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf",
@@ -82,6 +83,17 @@ DUP_TOL = 0.03              # duplicate: renderings differ by < 3% of the ink
 CAP_HEIGHT = 0.55           # 'H' ink height / canvas
 FIT = 0.80                  # max ink width or height / canvas before shrinking
 EXCLUDED = "ĸŉſĿŀ"          # rare forms (kra, 'n, long s, l with middle dot)
+PRETRAIN_TOL = 0.15         # a pretraining character must differ from every lab class by more than this
+PRETRAIN_RANGES = (         # (first, last + 1) code points: scripts and symbols the lab classes do not use
+    (0x0250, 0x02B0),       # IPA extensions
+    (0x0531, 0x0588),       # Armenian
+    (0x10A0, 0x1100),       # Georgian
+    (0x2100, 0x2150),       # letterlike symbols
+    (0x2190, 0x2200),       # arrows
+    (0x2200, 0x2300),       # mathematical operators
+    (0x2300, 0x2400),       # miscellaneous technical
+    (0x25A0, 0x2600),       # geometric shapes
+)
 DISTORTION = dict(          # per-sample random ranges; coordinates in [-1, 1] image units
     neighbours=0.5,         # probability of a neighbouring character on each side (line crop)
     gap=(0.1, 0.3),         # ink-to-ink gap to a neighbour, uniform (0.1 = 1.6 px at 32x32)
@@ -99,9 +111,12 @@ DISTORTION = dict(          # per-sample random ranges; coordinates in [-1, 1] i
 )
 
 
-def _candidates() -> list[str]:
-    """Candidate characters in class order: digits, Latin, Latin-1 and Extended-A letters,
-    Greek (with tonos / dialytika), Cyrillic (U+0400-045F)."""
+def _candidates(which: str = "lab") -> list[str]:
+    """Candidate characters in class order. "lab": digits, Latin, Latin-1 and Extended-A letters,
+    Greek (with tonos / dialytika), Cyrillic (U+0400-045F). "pretrain": ``PRETRAIN_RANGES``."""
+    if which == "pretrain":
+        return [chr(c) for a, b in PRETRAIN_RANGES for c in range(a, b)
+                if chr(c).isprintable() and not chr(c).isspace()]
     ranges = [
         range(0x30, 0x3A), range(0x41, 0x5B), range(0x61, 0x7B),
         [c for c in range(0xC0, 0x100) if c not in (0xD7, 0xF7)],        # no multiply/divide signs
@@ -189,12 +204,12 @@ def _dup_distance(a: np.ndarray) -> np.ndarray:
     return (torch.cdist(x, x, p=1) / torch.maximum(ink[:, None], ink[None, :])).numpy()
 
 
-@lru_cache(maxsize=2)
-def _render_all(size: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+@lru_cache(maxsize=4)
+def _render_all(size: int, which: str = "lab") -> tuple[list[str], np.ndarray, np.ndarray]:
     """Every candidate in every face: (chars (K,), has (K, F) bool, masters uint8 (K, F, 2S, 2S)),
     zeros where a face lacks the character (not in its cmap, or drawn blank)."""
     cov = _coverage()
-    chars = _candidates()
+    chars = _candidates(which)
     has = np.array([[ord(c) in cov[f] for f in FONT_FILES] for c in chars])
     masters = np.zeros((len(chars), len(FONT_FILES), 2 * size, 2 * size), np.uint8)
     for k, c in enumerate(chars):
@@ -206,16 +221,19 @@ def _render_all(size: int) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=None)
-def _classes() -> tuple[tuple[int, ...], tuple[str, ...]]:
+def _classes(which: str = "lab") -> tuple[tuple[int, ...], tuple[str, ...]]:
     """(indices of the kept candidates, groups merged) after the coverage and duplicate rules,
-    judged at 32x32 whatever the output size."""
-    chars, has, masters = _render_all(32)
+    judged at 32x32 whatever the output size. "pretrain" also drops every candidate closer than
+    ``PRETRAIN_TOL`` to a lab class in some face, so pretraining never sees a lab class."""
+    chars, has, masters = _render_all(32, which)
     close = np.zeros((len(chars), len(chars)), bool)
     for j in range(len(FONT_FILES)):            # same face, any face
         idx = np.nonzero(has[:, j])[0]
         close[np.ix_(idx, idx)] |= _dup_distance(_downsample(masters[idx, j])) < DUP_TOL
     keep, groups = [], []
     taken = has.sum(1) < MIN_FONTS              # missing from too many faces: dropped
+    if which == "pretrain":
+        taken |= _near_lab(has, masters)
     for i in range(len(chars)):                 # greedy: the first of each group survives
         if taken[i]:
             continue
@@ -227,15 +245,31 @@ def _classes() -> tuple[tuple[int, ...], tuple[str, ...]]:
     return tuple(keep), tuple(groups)
 
 
-def glyph_classes() -> list[str]:
+def _near_lab(has: np.ndarray, masters: np.ndarray) -> np.ndarray:
+    """(K,) bool: pretraining candidates within PRETRAIN_TOL of some lab class, in a face both have."""
+    lab_idx = np.array(_classes("lab")[0])
+    _, lab_has, lab_masters = _render_all(32, "lab")
+    lab_has, lab_masters = lab_has[lab_idx], lab_masters[lab_idx]
+    near = np.zeros(len(has), bool)
+    for j in range(len(FONT_FILES)):
+        mine, theirs = np.nonzero(has[:, j])[0], np.nonzero(lab_has[:, j])[0]
+        if len(mine) and len(theirs):
+            a = torch.from_numpy(_downsample(masters[mine, j]).reshape(len(mine), -1))
+            b = torch.from_numpy(_downsample(lab_masters[theirs, j]).reshape(len(theirs), -1))
+            ink = torch.maximum(a.sum(1)[:, None], b.sum(1)[None, :])
+            near[mine] |= ((torch.cdist(a, b, p=1) / ink) < PRETRAIN_TOL).any(1).numpy()
+    return near
+
+
+def glyph_classes(which: str = "lab") -> list[str]:
     """The final characters, in class order (deduplicated, all present in the fonts)."""
-    chars = _candidates()
-    return [chars[i] for i in _classes()[0]]
+    chars = _candidates(which)
+    return [chars[i] for i in _classes(which)[0]]
 
 
-def merged_groups() -> list[str]:
+def merged_groups(which: str = "lab") -> list[str]:
     """Groups of candidates judged identical; the first character of each is kept."""
-    return list(_classes()[1])
+    return list(_classes(which)[1])
 
 
 def _affine_grid(theta: torch.Tensor, n: int) -> torch.Tensor:
@@ -352,12 +386,13 @@ def _draw_params(rng: np.random.Generator, n: int, weight: np.ndarray,
             "ink": ink, "noise": noise}
 
 
-def generate_glyphs(per_class: int = 48, size: int = 32, seed: int = 0, progress: bool = False
-                    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Render the dataset. Returns (images uint8 (N, size, size), labels int64 (N,), class_names),
-    N = per_class * len(class_names), class-major. Deterministic for a seed."""
-    keep = np.array(_classes()[0])
-    chars, has, masters = _render_all(size)
+def generate_glyphs(per_class: int = 48, size: int = 32, seed: int = 0, progress: bool = False,
+                    which: str = "lab") -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Render the dataset ("lab" classes, or the disjoint "pretrain" classes). Returns (images uint8
+    (N, size, size), labels int64 (N,), class_names), N = per_class * len(class_names), class-major.
+    Deterministic for a seed."""
+    keep = np.array(_classes(which)[0])
+    chars, has, masters = _render_all(size, which)
     classes, has, masters = [chars[i] for i in keep], has[keep], masters[keep]  # (C, F, 2S, 2S)
     cols = masters.max(2) > 0                   # (C, F, 2S) columns with ink
     half_width = (cols.shape[-1] - cols.argmax(-1) - cols[..., ::-1].argmax(-1)) / cols.shape[-1]
@@ -390,15 +425,30 @@ def generate_glyphs(per_class: int = 48, size: int = 32, seed: int = 0, progress
     return images, labels, list(classes)
 
 
+def family(ch: str) -> str:
+    """A character's letter family: its base letter without diacritics, case-folded.
+    "Ώ" -> "ω", "Ў" -> "у", "é" -> "e". Near-twins (a tonos or a breve cropped away, the same
+    shape in upper and lower case after random scaling) share a family."""
+    return unicodedata.normalize("NFD", ch)[0].casefold()
+
+
 def class_split(class_names, seed: int = 0) -> tuple[list[str], list[str]]:
-    """Disjoint (train_names, test_names): a seeded shuffle, first half train. Each half keeps
-    class order."""
+    """Disjoint (train_names, test_names), split by letter FAMILY (``family``) so that no test
+    class has a near-twin among the train classes: families in a seeded shuffle go to train
+    while they fit in half of the classes, the rest to test. Each half keeps class order."""
     names = list(class_names)
-    order = np.random.default_rng(seed).permutation(len(names))
-    half = (len(names) + 1) // 2
-    train = set(order[:half].tolist())
-    return ([n for i, n in enumerate(names) if i in train],
-            [n for i, n in enumerate(names) if i not in train])
+    fams = sorted({family(n) for n in names})
+    order = np.random.default_rng(seed).permutation(len(fams))
+    size = {f: 0 for f in fams}
+    for n in names:
+        size[family(n)] += 1
+    train_fams, count, half = set(), 0, (len(names) + 1) // 2
+    for i in order:
+        if count + size[fams[i]] <= half:
+            train_fams.add(fams[i])
+            count += size[fams[i]]
+    return ([n for n in names if family(n) in train_fams],
+            [n for n in names if family(n) not in train_fams])
 
 
 def default_root() -> Path:
@@ -412,18 +462,20 @@ def params_hash(per_class: int, size: int, seed: int = 0) -> str:
     """What the cached bytes depend on: version, parameters, rule constants, font files, Pillow."""
     import PIL
     fonts = [(f, (font_dir() / f).stat().st_size) for f in FONT_FILES]
-    rules = [MIN_FONTS, DUP_TOL, CAP_HEIGHT, FIT, EXCLUDED, DISTORTION]
+    rules = [MIN_FONTS, DUP_TOL, CAP_HEIGHT, FIT, EXCLUDED, DISTORTION, PRETRAIN_TOL, PRETRAIN_RANGES]
     blob = json.dumps([GLYPHS_VERSION, per_class, size, seed, fonts, PIL.__version__, rules])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def cache_path(root, per_class: int = 48, size: int = 32) -> Path:
-    return Path(root) / f"glyphs_v{GLYPHS_VERSION}_{per_class}x{size}.npz"
+def cache_path(root, per_class: int = 48, size: int = 32, which: str = "lab") -> Path:
+    tag = "" if which == "lab" else f"{which}_"
+    return Path(root) / f"glyphs_v{GLYPHS_VERSION}_{tag}{per_class}x{size}.npz"
 
 
-def _load_or_generate(root, per_class: int, size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    path = cache_path(root, per_class, size)
-    want = params_hash(per_class, size)
+def _load_or_generate(root, per_class: int, size: int, which: str = "lab"
+                      ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    path = cache_path(root, per_class, size, which)
+    want = params_hash(per_class, size) + ("" if which == "lab" else f"-{which}")
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -431,7 +483,7 @@ def _load_or_generate(root, per_class: int, size: int) -> tuple[np.ndarray, np.n
                     return z["images"], z["labels"], [str(s) for s in z["class_names"]]
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
             pass                                # unreadable: regenerate
-    images, labels, names = generate_glyphs(per_class, size)
+    images, labels, names = generate_glyphs(per_class, size, which=which)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
@@ -454,6 +506,9 @@ def load_glyphs(split: str, root: str | None = None, per_class: int = 48, size: 
     if split not in SPLITS:
         raise ValueError(f"unknown glyphs split {split!r}; expected one of {SPLITS}")
     root = Path(root) if root else default_root()
+    if split == "pretrain":
+        images, labels, names = _load_or_generate(root, per_class, size, "pretrain")
+        return ArrayDataset(images, labels, names, transform=transform)
     images, labels, names = _load_or_generate(root, per_class, size)
     wanted = class_split(names)[SPLITS.index(split)]
     old = np.array([names.index(n) for n in wanted])
