@@ -91,8 +91,16 @@ def test_plan_counts_budget_and_validation_classes():
     for r in final:
         seeds[r.method] = seeds.get(r.method, 0) + 1
     assert seeds["lab_hdml_npair"] == seeds["lab_triplet"] == 5 and seeds["lab_hdc"] == seeds["lab_angular"] == 3
+    from hdml_lite.config import apply_overrides
+    from hdml_lite.presets import get_preset
+
+    def batch(run):
+        d = apply_overrides(get_preset(run.preset), overrides(run, s)).data
+        return d.sampler, d.batch_classes, d.images_per_class
+
     hdcb = next(r for r in final if r.method == "lab_contrastive_hdcbatch")
-    assert "data.batch_classes=10" in overrides(hdcb, s) and "data.images_per_class=6" in overrides(hdcb, s)
+    hdc = next(r for r in final if r.method == "lab_hdc")
+    assert batch(hdcb) == batch(hdc) == ("m_per_class", 10, 6)           # HDC's baseline at HDC's batch
     # with --steps every run gets that budget
     s2 = make_settings("lab", steps=50)
     assert all("train.steps=50" in overrides(r, s2) for r in plan_select_lr(s2))

@@ -2,9 +2,9 @@
 
     python -m hdml_lite.study hdc            # uses the lab study's settings (200 steps, lr 1e-3)
 
-- "top" routing (released code): the study's final ``lab_hdc`` runs, re-evaluated with
-  ``hdc.eval_head`` = 1, 2, 3 (each head alone) and -1 (weighted concatenation).
-- "nested" routing (paper): trained here with the same budget and seeds.
+- "top" routing (released code) and "nested" routing (paper): ``lab_hdc`` trained here with
+  ``steps`` steps and lr ``lr`` (its own run folders, not the main study's), each final model
+  evaluated with ``hdc.eval_head`` = 1, 2, 3 (each head alone) and -1 (weighted concatenation).
 The contrastive baseline without selection is ``lab_contrastive`` in ``lab_table.csv``.
 Writes ``<out>/hdc_table.csv`` (routing,head,seed,r1,nmi,f1,map_r) and prints mean ± std.
 """

@@ -31,6 +31,7 @@ from .stats import second_half_median
 from .verdicts import verdict_rows
 
 MECHANISM_MAX_ROWS = 16000          # mechanism.csv stays under ~2 MB
+BUDGET_S = 2 * 3600                 # the lab regime's budget: 2 hours of wall-clock on 2 cores
 
 
 # ---------------------------------------------------------------- execution
@@ -109,14 +110,30 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
+FAILED = "failed.json"     # a run stopped by a non-finite loss: scored 0 in selection, left out of tables
+
+
 def _job(args):
+    from ..training.method import NonFiniteLossError
+
     t0 = time.perf_counter()
-    path = run_one(*args)
+    try:
+        path = run_one(*args)
+    except NonFiniteLossError as exc:    # e.g. too high an lr: recorded, the study goes on
+        path = next(o.split("=", 1)[1] for o in args[1] if o.startswith("train.out_dir="))
+        Path(path).mkdir(parents=True, exist_ok=True)
+        (Path(path) / FAILED).write_text(json.dumps({"error": str(exc)}))
     return path, time.perf_counter() - t0
 
 
 def is_done(run: Run, s: Settings) -> bool:
-    return (s.runs / run.stage / run.folder() / "metrics.json").is_file()
+    d = s.runs / run.stage / run.folder()
+    return (d / "metrics.json").is_file() or (d / FAILED).is_file()
+
+
+def is_failed(run: Run, s: Settings) -> bool:
+    d = s.runs / run.stage / run.folder()
+    return (d / FAILED).is_file() and not (d / "metrics.json").is_file()
 
 
 def run_dir(run: Run, s: Settings) -> Path:
@@ -162,6 +179,11 @@ def read_run(path: Path) -> dict:
     """metrics.json + history.json (+ eval_s.json) of a finished run (cached by path)."""
     path = Path(path)
     key = str(path)
+    if key not in _READ_CACHE and not (path / "metrics.json").is_file() and (path / FAILED).is_file():
+        zero = {k: 0.0 for k in ("r1", "r2", "r4", "r8", "map_r", "nmi", "f1")}
+        hist = path / "history.json"
+        return {"failed": True, "val": zero, "test": None, "train_s": 0.0, "intermediate_eval_s": 0.0,
+                "timing": {}, "history": json.loads(hist.read_text()) if hist.is_file() else {"train": [], "eval": []}}
     if key not in _READ_CACHE:
         m = json.loads((path / "metrics.json").read_text())
         m["history"] = json.loads((path / "history.json").read_text())
@@ -357,7 +379,10 @@ def export(out: str | Path, s: Settings, timing: dict | None = None, log=print) 
     the durations of earlier invocations of the same study recorded in study.json."""
     out = Path(out)
     ch, sel_rows = choices(s)
-    final = [r for r in plan_final(s, ch) if is_done(r, s)]
+    final = [r for r in plan_final(s, ch) if is_done(r, s) and not is_failed(r, s)]
+    failed = [r for r in plan_all(s, ch) if is_failed(r, s)]
+    for r in failed:
+        log(f"non-finite loss, left out (selection: scored 0): {r.stage}/{r.folder()}")
     table = table_rows(final, s)
     write_csv(out / "selection.csv", sel_rows, SELECTION_COLUMNS)
     write_csv(out / "lab_table.csv", table, TABLE_COLUMNS)
@@ -379,7 +404,7 @@ def export(out: str | Path, s: Settings, timing: dict | None = None, log=print) 
             "lr": {s.name(k): v for k, v in ch.lr.items()}, "j_avg": {s.name(k): v for k, v in ch.j_avg.items()},
             "alpha": {s.name(k): v for k, v in ch.alpha.items()}, "bn_stats": ch.bn_stats,
             "fractions": list(ch.fractions) if ch.fractions else None,
-            "runs_per_stage": counts, "runs_total": sum(counts.values()), "runs_done": len(done_runs),
+            "failed_runs": [f"{r.stage}/{r.folder()}" for r in failed], "runs_per_stage": counts, "runs_total": sum(counts.values()), "runs_done": len(done_runs),
             "runs_done_per_stage": {st: sum(r.stage == st for r in done_runs) for st in STAGES}}
     for key in HDML_BASE:   # the sweep's reference: the base loss at its chosen lr, seed 0, validation classes
         base = HDML_BASE[key]
@@ -420,13 +445,17 @@ def plan_summary(s: Settings, jobs: int) -> str:
         lines.append(f"   {st:<18}{counts[st]:>4} runs  ({sum(r.stage == st for r in done)} done)")
     total = sum(counts.values())
     lines.append(f"   {'total':<18}{total:>4} runs  ({len(done)} done)")
+    cores = max(1, jobs)
+    lines.append(f"   budget: 2 h on {cores} core(s) allows {BUDGET_S * cores / total:.0f} s per run on average")
     walls = [read_run(run_dir(r, s))["timing"].get("wall_s") for r in done]
     walls = [w for w in walls if w]
     if walls:
         per = sum(walls) / len(walls)
-        left = (total - len(done)) * per / max(1, jobs)
-        lines.append(f"   measured {per:.0f} s per run here: about {left / 60:.0f} min left with {max(1, jobs)} "
-                     f"process(es)")
+        left = (total - len(done)) * per / cores
+        lines.append(f"   measured {per:.0f} s per run here ({len(walls)} runs): about {left / 60:.0f} min left with "
+                     f"{cores} process(es)" + ("  ** over the 2 h budget **" if left > BUDGET_S else ""))
+    else:
+        lines.append("   no run finished yet: no measured estimate (rerun --plan after the first runs)")
     return "\n".join(lines)
 
 

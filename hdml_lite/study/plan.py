@@ -44,7 +44,8 @@ BN_VALUES = ("official", "real")
 
 FAST = ["train.steps=6", "train.eval_every=0", "train.ckpt_every=0", "data.max_classes=10",
         "data.max_per_class=6", "data.batch_classes=4", "data.images_per_class=2", "model.width=4",
-        "model.embedding_size=8", "hdml.block=2", "hdml.gen_hidden=16", "hdc.head_dim=8", "train.device=cpu"]
+        "model.embedding_size=8", "hdml.block=2", "hdml.gen_hidden=16", "hdc.head_dim=8", "train.device=cpu",
+        "model.pretrained=false"]          # fast: code path only, no pretrained weights file needed
 
 
 def method_name(regime: str, key: str) -> str:
@@ -175,6 +176,10 @@ def hdc_batch_extra(s: Settings) -> tuple:
 
 def _preset_and_extra(key: str, s: Settings) -> tuple[str, tuple]:
     if key == HDC_BATCH:
+        from ..presets import PRESETS
+
+        if s.name(HDC_BATCH) in PRESETS:      # the regime's own preset (same batch as its HDC preset)
+            return s.name(HDC_BATCH), ()
         return s.name("contrastive"), hdc_batch_extra(s)
     if key in ABLATIONS:
         return s.name("hdml_npair"), ABLATIONS[key]
