@@ -21,7 +21,9 @@ images/<class>/<file>.jpg) in a temporary folder, then times training batches of
 
 Each figure is images / wall-clock second over ``--batches`` batches after one
 warm-up batch (worker start-up excluded). The machine may be shared: wall times
-include other jobs' load. The last line printed is one JSON object.
+include other jobs' load, so the in-process paths also report images per CPU-second
+of the process (``*_cpu``: the rate one dedicated core would give), and the JSON
+has the 1-minute load average. The last line printed is one JSON object.
 """
 from __future__ import annotations
 
@@ -79,11 +81,16 @@ def old_transform(resize: int, size: int):
                        v2.RandomCrop(size), v2.RandomHorizontalFlip(), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
-def rate(fn, n_batches: int, batch: int) -> float:
+CPU = {}   # path -> images per CPU-second of the main process (in-process paths: one dedicated core)
+
+
+def rate(fn, n_batches: int, batch: int, name: str = "") -> float:
     fn(-1)                                   # warm-up (and worker start-up)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for b in range(n_batches):
         fn(b)
+    if name:
+        CPU[name] = n_batches * batch / (time.process_time() - c)
     return n_batches * batch / (time.perf_counter() - t)
 
 
@@ -122,17 +129,17 @@ def main(argv=None) -> dict:
             return torch.stack(xs)
 
         n_cur = max(1, args.batches // 3)
-        out["img_s_current"] = rate(current, n_cur, args.batch)
+        out["img_s_current"] = rate(current, n_cur, args.batch, "img_s_current_cpu")
         print(f"current   (in-process, per image, float resize): {out['img_s_current']:7.0f} images/s")
 
-        def through(workers, data_cfg, dataset, n):
+        def through(workers, data_cfg, dataset, n, name=""):
             d = apply_overrides(Config(), over + [f"data.num_workers={workers}"]).data if data_cfg is None else data_cfg
             tb = TrainBatches(dataset, sampler, d, 3, seed=0, device="cpu", start=0, steps=n + 1)
-            r = rate(lambda b: tb.get(b + 1), n, args.batch)
+            r = rate(lambda b: tb.get(b + 1), n, args.batch, name)
             tb.close()
             return r
 
-        out["img_s_file_uint8"] = through(0, None, ds, n_cur)
+        out["img_s_file_uint8"] = through(0, None, ds, n_cur, "img_s_file_uint8_cpu")
         print(f"file      (in-process, uint8 resize, batched crop): {out['img_s_file_uint8']:7.0f} images/s")
         out["img_s_workers"] = through(args.workers, None, ds, args.batches)
         print(f"workers   ({args.workers} DataLoader workers): {out['img_s_workers']:7.0f} images/s")
@@ -142,12 +149,14 @@ def main(argv=None) -> dict:
         ds_c = load_dataset(cached.data, "train", in_channels=3)
         out["cache_build_s"] = time.perf_counter() - t
         print(f"cache built ({args.images} images, {args.workers} workers): {out['cache_build_s']:.1f} s")
-        out["img_s_cache"] = through(0, apply_overrides(cached, ["data.num_workers=0"]).data, ds_c, args.batches)
+        out["img_s_cache"] = through(0, apply_overrides(cached, ["data.num_workers=0"]).data, ds_c, args.batches,
+                                     "img_s_cache_cpu")
         print(f"cache     (in-process, batched crop/flip/normalise): {out['img_s_cache']:7.0f} images/s")
         out["img_s_cache_workers"] = through(args.workers, cached.data, ds_c, args.batches)
         print(f"cache     ({args.workers} workers reading the cache): {out['img_s_cache_workers']:7.0f} images/s")
-    out = {k: round(v, 1) for k, v in out.items()}
-    out.update(cores=cores, omp_num_threads=omp, batch=args.batch, crop=args.crop, images=args.images)
+    out = {k: round(v, 1) for k, v in {**out, **CPU}.items()}
+    out.update(cores=cores, omp_num_threads=omp, batch=args.batch, crop=args.crop, images=args.images,
+               load_avg_1min=round(os.getloadavg()[0], 2))
     print(json.dumps(out))
     return out
 

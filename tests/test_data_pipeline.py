@@ -195,7 +195,7 @@ def test_training_with_grey_channels_builds_a_one_channel_model(tmp_path, tiny_o
     make_cub(tmp_path / "data")
     cfg = apply_overrides(_cfg(tmp_path / "data"), [*tiny_overrides, "data.channels=1", "data.max_classes=0",
                                                      "data.max_per_class=0", "train.steps=2",
-                                                     "data.batch_classes=2"])
+                                                     "data.batch_classes=2", "model.pretrained=false"])
     seen = []
     res = train(cfg, callback=lambda step, method, x, y, logs: seen.append(tuple(x.shape)))
     assert seen == [(4, 1, 20, 20)] * 2
@@ -260,3 +260,48 @@ def test_single_image_classes_are_named_by_folder_in_both_splits(tmp_path):
     assert not any("label" in ln for ln in lines)
     with pytest.warns(UserWarning, match="excluded from positive sampling: 002.Bird_2"):
         make_sampler("npair", train.labels, 2, class_names=train.class_names)
+
+
+def _truncate(path: Path) -> str:
+    data = path.read_bytes()
+    path.write_bytes(data[: data.index(b"\xff\xda") + 40])   # cut after the start of scan: header reads, pixels not
+    return str(path)
+
+
+def test_truncated_image_found_while_training_is_one_clear_error(tmp_path):
+    base = make_cub(tmp_path)
+    bad = _truncate(base / "images/001.Bird_1/Bird_1_0.jpg")
+    cfg = _cfg(tmp_path, "data.num_workers=1")
+    ds = load_dataset(cfg.data, "train", in_channels=3)       # passes the header check
+    sampler = make_sampler("npair", ds.labels, 2, seed=0)
+    step = next(s for s in range(50) if 0 in sampler.batch(s))
+    tb = TrainBatches(ds, sampler, cfg.data, 3, seed=0, device="cpu", start=step, steps=step + 1)
+    with pytest.raises(CorruptImageError) as info:            # raised in the main process, not a worker dump
+        tb.get(step)
+    msg = str(info.value)
+    assert "\n" not in msg and bad in msg and "data.skip_corrupt=true" in msg
+
+
+def test_truncated_image_skipped_when_building_the_cache(tmp_path):
+    base = make_cub(tmp_path)
+    bad = _truncate(base / "images/003.Bird_3/Bird_3_1.jpg")
+    with pytest.raises(CorruptImageError, match="Bird_3_1.jpg"):
+        load_dataset(_cfg(tmp_path, "data.cache=auto").data, "train", in_channels=3)
+    cfg = _cfg(tmp_path, "data.cache=auto", "data.skip_corrupt=true")
+    test = load_dataset(cfg.data, "test", in_channels=3)
+    assert test.skipped == [bad] and bad not in test.paths and len(test) == 5
+    again = load_dataset(cfg.data, "test", in_channels=3)   # reopened from the manifest, same answer
+    assert again.skipped == [bad]
+
+
+def test_training_is_the_same_with_dataloader_workers(tmp_path, tiny_overrides):
+    from hdml_lite.training.trainer import train
+
+    base = apply_overrides(get_preset("lab_npair"), tiny_overrides + ["train.steps=3", "train.eval_every=0", "model.pretrained=false"])
+    runs = []
+    for workers in (0, 2):
+        cfg = apply_overrides(base, [f"data.num_workers={workers}", f"train.out_dir={tmp_path / str(workers)}"])
+        runs.append(train(cfg, resume=False).method.state_dict()["modules"])
+    for name, sd in runs[0].items():
+        for k, v in sd.items():
+            assert torch.equal(v, runs[1][name][k]), f"{name}.{k} differs with 2 workers"

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .base import CorruptImageError
-from .transforms import augment_batch, crop_params, transform_spec
+from .base import ArrayDataset, CorruptImageError
+from .transforms import augment_batch, crop_params, resize_image, transform_spec
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -36,6 +36,8 @@ def load_resized(ds, indices: list[int], resize: int) -> torch.Tensor:
     cache = getattr(ds, "cache", None)
     if cache is not None and cache.resize == resize:
         return cache.batch([ds.paths[i] for i in indices])
+    if isinstance(ds, ArrayDataset):        # in memory: one resize call for the batch
+        return resize_image(ds.images[torch.as_tensor(indices, dtype=torch.long)].float() / 255.0, resize)
     return torch.stack([ds.resized(i, resize) for i in indices])
 
 
