@@ -35,7 +35,9 @@ class DataConfig:
     images_per_class: int = 2        # images per class in a batch (N-pair: 2)
     val_classes: float = 0.0         # fraction of TRAIN classes held out for validation
     skip_corrupt: bool = False       # skip unreadable images (and report the count)
-    num_workers: int = 0             # DataLoader workers
+    num_workers: int = 0             # DataLoader worker processes preparing training batches (0: in-process)
+    channels: int = 0                # 0: dataset default (grey glyphs/omniglot, RGB otherwise) | 1 grey | 3 RGB
+    cache: str = ""                  # "" off | "auto" (<dataset root>/hdml_cache) | a folder: pre-resized uint8 copy
     max_classes: int = 0             # >0: keep only the first N classes of each split (fast mode)
     max_per_class: int = 0           # >0: keep only N images per class (fast mode)
 
@@ -44,7 +46,7 @@ class DataConfig:
 class ModelConfig:
     backbone: str = "small_cnn"      # small_cnn | googlenet | resnet18 | resnet50
     embedding_size: int = 64         # paper: 512 (official: 128/256/512 per dataset)
-    pretrained: bool = True          # ImageNet weights for torchvision backbones
+    pretrained: bool = False         # torchvision: ImageNet weights; small_cnn: the lab's glyph-pretrained weights (presets set it)
     weights_path: str = ""           # local ImageNet weights file (offline)
     width: int = 32                  # small_cnn base width
 
@@ -191,8 +193,8 @@ def _parse(value: str, target_type, key: str):
             out = []
             for x in v:
                 if isinstance(x, bool) or isinstance(x, (list, dict)) or x is None:
-                    raise ConfigError(f"config key {key}: expected a flat list of numbers such as [1,0.5,0.2], "
-                                      f"got {value!r}")
+                    expected = VALUE_RULES.get(key, (None, "a flat list of numbers such as [1,0.5,0.2]"))[1]
+                    raise ConfigError(f"config key {key}={value}; expected {expected}")
                 out.append(x if isinstance(x, (int, float)) else float(x))
             return out
     except (ValueError, TypeError, json.JSONDecodeError) as exc:
@@ -259,13 +261,13 @@ VALUE_RULES: dict[str, tuple] = {
     "data.num_workers": (lambda v: v >= 0, _NON_NEGATIVE),
     "data.max_classes": (lambda v: v >= 0, _NON_NEGATIVE + " (0: all)"),
     "data.max_per_class": (lambda v: v >= 0, _NON_NEGATIVE + " (0: all)"),
-    "data.channels": (lambda v: v >= 0, _NON_NEGATIVE + " (0: dataset default)"),
+    "data.channels": (lambda v: v in (0, 1, 3), "0 (dataset default), 1 (grey) or 3 (RGB)"),
     "model.embedding_size": (lambda v: v > 0, _POSITIVE),
     "model.width": (lambda v: v > 0, _POSITIVE),
     "loss.margin": (lambda v: v >= 0, "a number >= 0"),
     "loss.l2_reg": (lambda v: v >= 0, "a number >= 0"),
     "loss.angle_deg": (lambda v: 0 < v < 90, "an angle in (0, 90) degrees"),
-    "hdml.alpha": (lambda v: v > 0, "a number > 0"),
+    "hdml.alpha": (lambda v: v >= 0, "a number >= 0 (0: no pulling)"),
     "hdml.beta": (lambda v: v > 0, "a number > 0"),
     "hdml.lambda_": (lambda v: v >= 0, "a number >= 0"),
     "hdml.softmax_factor": (lambda v: v >= 0, "a number >= 0"),

@@ -57,3 +57,67 @@ def test_presets_follow_the_spec():
     h = get_preset("cars196_hdc")
     assert h.optim.optimizer == "sgd" and h.hdc.head_weights == [1.0, 2.0, 3.0]
     assert h.data.batch_classes * h.data.images_per_class == 100 and h.data.image_size == 224
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.steps=-5", "train.steps=-5; expected an integer > 0"),
+    ("train.steps=0", "train.steps=0; expected an integer > 0"),
+    ("model.embedding_size=0", "model.embedding_size=0; expected an integer > 0"),
+    ("hdc.fractions=[[1]]", r"hdc.fractions=\[\[1\]\]; expected a flat list of numbers in \(0, 1\]"),
+    ("hdc.fractions=[1,2]", r"hdc.fractions=\[1, 2\]; expected a flat list of numbers in \(0, 1\]"),
+    ("hdc.fractions=[]", r"hdc.fractions=\[\]; expected a flat list of numbers in \(0, 1\]"),
+    ("optim.lr=nan", "optim.lr=nan; expected a finite number"),
+    ("optim.lr=inf", "optim.lr=inf; expected a finite number"),
+    ("optim.lr=-1e-3", "optim.lr=-0.001; expected a learning rate > 0"),
+    ("hdml.alpha=nan", "hdml.alpha=nan; expected a finite number"),
+    ("hdc.head_weights=1,nan,1", "hdc.head_weights=.*expected a finite number"),
+    ("data.val_classes=1.5", r"data.val_classes=1.5; expected a fraction in \[0, 1\)"),
+    ("train.eval_every=-1", "train.eval_every=-1; expected an integer >= 0"),
+    ("train.threads=-2", "train.threads=-2; expected an integer >= 0"),
+    ("optim.milestones=[1.5]", "optim.milestones=.*expected a flat list of step numbers"),
+])
+def test_out_of_range_values_rejected_with_one_line(override, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        apply_overrides(Config(), [override])
+    assert "\n" not in str(info.value)
+
+
+def test_programmatic_config_is_validated_too():
+    from hdml_lite.config import validate
+
+    cfg = Config()
+    cfg.train.steps = 0
+    with pytest.raises(ConfigError, match="train.steps=0"):
+        validate(cfg)
+    cfg.train.steps = 5
+    cfg.optim.lr = float("nan")
+    with pytest.raises(ConfigError, match="optim.lr=nan"):
+        apply_overrides(cfg, None)   # no overrides: still validated
+
+
+def test_wrong_type_says_where_the_keys_are():
+    with pytest.raises(ConfigError, match=r"train.steps: cannot read 'abc' as int.*python -m hdml_lite config"):
+        apply_overrides(Config(), ["train.steps=abc"])
+
+
+def test_every_preset_is_valid():
+    from hdml_lite.config import validate
+
+    for name in list_presets():
+        validate(get_preset(name))
+
+
+def test_every_key_has_a_comment_and_describe_lists_it():
+    from hdml_lite.config import describe, key_comments
+
+    comments = key_comments()
+    missing = [k for k in valid_keys(Config()) if not comments.get(k)]
+    assert missing == [], f"config keys without a trailing comment in config.py: {missing}"
+    assert comments["train.threads"].startswith("CPU threads")
+    lines = describe()
+    assert len(lines) == len(valid_keys(Config()))
+    steps = next(line for line in lines if line.startswith("train.steps "))
+    assert "= 600" in steps and "# optimisation steps" in steps
+    hd = describe(get_preset("lab_hdml_npair"))
+    method = next(line for line in hd if line.startswith("train.method "))
+    assert '"hdml"' in method and '(default: "baseline")' in method
