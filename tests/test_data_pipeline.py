@@ -305,3 +305,20 @@ def test_training_is_the_same_with_dataloader_workers(tmp_path, tiny_overrides):
     for name, sd in runs[0].items():
         for k, v in sd.items():
             assert torch.equal(v, runs[1][name][k]), f"{name}.{k} differs with 2 workers"
+
+
+def test_folder_dataset_read_as_grey(tmp_path):
+    rng = np.random.default_rng(0)
+    for c in ("class_a", "class_b", "class_c", "class_d"):     # e.g. scans: RGB files, grey content wanted
+        (tmp_path / "scans" / c).mkdir(parents=True)
+        for j in range(3):
+            _photo(rng, 30, 30).save(tmp_path / "scans" / c / f"{j}.png")
+    cfg = apply_overrides(get_preset("lab_npair"), [
+        "data.dataset=folder", f"data.root={tmp_path / 'scans'}", "data.channels=1", "data.transforms=small",
+        "data.resize=28", "data.image_size=24", "data.max_classes=0", "data.max_per_class=0"])
+    ds = load_dataset(cfg.data, "train", in_channels=input_channels("folder", "small_cnn", 1))
+    assert ds.in_channels == 1 and ds[0][0].shape == (1, 24, 24)
+    x, y = fetch_batch(ds, [0, 3], cfg.data, 1, seed=0, step=0)
+    assert x.shape == (2, 1, 24, 24) and y.tolist() == [0, 1]
+    want = np.array(Image.open(ds.paths[0]).convert("L").resize((28, 28), Image.BILINEAR, reducing_gap=None))
+    assert torch.allclose(load_resized(ds, [0], 28)[0, 0], torch.from_numpy(want))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hdml_lite.data.samplers import BatchRequestError, MPerClassSampler, NPairSampler, TripletSampler
+from hdml_lite.data.samplers import BatchRequestError, MPerClassSampler, NPairSampler, TripletSampler, make_sampler
 from hdml_lite.training.schedule import lr_scale
 
 LABELS = np.repeat(np.arange(10), 5)
@@ -48,3 +48,16 @@ def test_lr_schedule():
     assert lr_scale(0, [5632, 6848], 0.5) == 1.0
     assert lr_scale(5632, [5632, 6848], 0.5) == 0.5
     assert lr_scale(7000, [5632, 6848], 0.5) == 0.25
+
+
+def test_singleton_classes_named_by_class_name_or_silenced():
+    import warnings
+
+    labels = np.array([0, 0, 1, 2, 2, 3])
+    names = ["001.Albatross", "002.Lone_bird", "003.Crow", "004.Other_lone"]
+    with pytest.warns(UserWarning, match=r"excluded from positive sampling: 002\.Lone_bird, 004\.Other_lone$"):
+        make_sampler("npair", labels, 2, class_names=names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")              # the trainer reports them itself (data/preflight.py)
+        s = make_sampler("m_per_class", labels, 2, images_per_class=2, warn=False)
+    assert s.excluded == [1, 3]
