@@ -119,7 +119,7 @@ def official(dataset: str, loss: str) -> Config:
     cfg.model.embedding_size = o["embedding"]
     cfg.optim.head_lr_mult = 1.0
     cfg.optim.wd_loss = o["wd_loss"]
-    if dataset == "cars196":  # the spec gives the lr halving for Cars196 only
+    if dataset == "cars196":  # METHOD §1.7 gives the lr halving for Cars196 only
         cfg.optim.milestones, cfg.optim.gamma = [5632, 6848], 0.5
     cfg.hdml.form, cfg.hdml.j_avg_mode, cfg.hdml.block = "official", "block", 64
     cfg.hdml.lambda_, cfg.hdml.softmax_factor, cfg.hdml.s_lr = 0.5, 1e4, 1e-3

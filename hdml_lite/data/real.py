@@ -1,4 +1,4 @@
-"""Readers for the real datasets (spec section 3), each returning ``(train, test)`` Splits.
+"""Readers for the real datasets (METHOD §3), each returning ``(train, test)`` Splits.
 
 Zero-shot splits: train and test classes are disjoint. With the full datasets:
 
