@@ -5,6 +5,12 @@
 
 Splits: "train", "val" (a class-disjoint part of the TRAIN classes, used for model
 and hyper-parameter selection when ``data.val_classes > 0``), "test".
+
+Loading a real dataset checks the header of every image of both splits first
+(preflight.py: ``data.skip_corrupt`` skips the unreadable ones, else one error naming
+the file), reads images as RGB or grey (``data.channels``), and with ``data.cache``
+opens (or builds) the pre-resized uint8 copy (cache.py). Training batches come from
+pipeline.py (DataLoader workers, batched crop/flip/normalise on the training device).
 """
 from __future__ import annotations
 
