@@ -322,3 +322,17 @@ def test_folder_dataset_read_as_grey(tmp_path):
     assert x.shape == (2, 1, 24, 24) and y.tolist() == [0, 1]
     want = np.array(Image.open(ds.paths[0]).convert("L").resize((28, 28), Image.BILINEAR, reducing_gap=None))
     assert torch.allclose(load_resized(ds, [0], 28)[0, 0], torch.from_numpy(want))
+
+
+def test_trainer_reports_single_image_classes_of_both_splits_once(tmp_path, tiny_overrides, capsys, recwarn):
+    from hdml_lite.training.trainer import train
+
+    make_cub(tmp_path / "data", per_class=(3, 1, 3, 3, 1, 3))
+    cfg = apply_overrides(_cfg(tmp_path / "data"), [*tiny_overrides, "data.max_classes=0", "data.max_per_class=0",
+                                                     "train.steps=1", "data.batch_classes=2",
+                                                     "model.pretrained=false"])
+    train(cfg)
+    out = capsys.readouterr().out
+    assert "warning: train split: 1 class(es) with a single image" in out and "002.Bird_2" in out
+    assert "warning: test split: 1 class(es) with a single image" in out and "005.Bird_5" in out
+    assert not [w for w in recwarn if "positive sampling" in str(w.message)]   # no second, file:line warning
