@@ -269,3 +269,21 @@ def test_hdc_study_fast_writes_both_routings_and_heads(tmp_path):
     assert {(r["routing"], r["head"]) for r in saved} == {(a, b) for a in ("top", "nested")
                                                           for b in ("concat", "head1", "head2", "head3")}
     assert all(0.0 <= float(r["r1"]) <= 1.0 for r in saved)
+
+
+def test_a_diverged_run_is_recorded_and_scored_zero(tmp_path, monkeypatch):
+    from hdml_lite.study import lab
+    from hdml_lite.training.method import NonFiniteLossError
+
+    s = make_settings("lab", tmp_path / "runs")
+    run = plan_select_lr(s)[0]
+
+    def diverge(*a, **k):
+        raise NonFiniteLossError("loss is nan at step 3")
+
+    monkeypatch.setattr(lab, "run_one", diverge)
+    assert not lab.is_done(run, s)
+    path, _ = lab._job((run.preset, overrides(run, s), eval_splits(run)))
+    assert Path(path) == lab.run_dir(run, s) and lab.is_done(run, s) and lab.is_failed(run, s)
+    row = lab._val_row("select_lr", run, s)
+    assert row["val_r1"] == 0.0 and row["val_nmi"] == 0.0           # loses every selection

@@ -23,7 +23,7 @@ from .verdicts import CLAIMS, paired
 TABLE_METRICS = ("nmi", "f1", "r1", "r2", "r4", "r8", "map_r")
 NAMES = {"nmi": "NMI", "f1": "F1", "r1": "R@1", "r2": "R@2", "r4": "R@4", "r8": "R@8", "map_r": "MAP@R"}
 REGIME_TEXT = {"lab": "converged lab regime (pretrained small CNN fine-tuned to a plateau)",
-               "scratch": "scratch regime (small CNN trained from scratch, 200 steps)"}
+               "scratch": "scratch regime (small CNN trained from scratch, short budget)"}
 
 
 def label(method: str) -> str:
