@@ -336,3 +336,13 @@ def test_trainer_reports_single_image_classes_of_both_splits_once(tmp_path, tiny
     assert "warning: train split: 1 class(es) with a single image" in out and "002.Bird_2" in out
     assert "warning: test split: 1 class(es) with a single image" in out and "005.Bird_5" in out
     assert not [w for w in recwarn if "positive sampling" in str(w.message)]   # no second, file:line warning
+
+
+def test_unwritable_cache_folder_is_one_clear_error(tmp_path):
+    make_cub(tmp_path)
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should go")
+    from hdml_lite.data.cache import CacheError
+
+    with pytest.raises(CacheError, match=r"data.cache: cannot write the image cache in .*not_a_folder.*data.cache="):
+        load_dataset(_cfg(tmp_path, f"data.cache={blocker}").data, "train", in_channels=3)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,10 @@ from .transforms import resize_image
 
 VERSION = 1
 IMAGES, MANIFEST = "images.npy", "manifest.json"
+
+
+class CacheError(RuntimeError):
+    """The cache folder cannot be written (the message says which, and what to set instead)."""
 
 
 def cache_folder(setting: str, dataset_root, name: str, resize: int, channels: int) -> Path:
@@ -142,10 +147,21 @@ def open_cache(folder, paths: list[str], base, resize: int, channels: int, skip_
         return ImageCache(folder, paths, resize, channels, unreadable)
     print(f"building the image cache {folder} ({len(paths)} images at {resize}x{resize}"
           + (f"; rebuilding: {why}" if why else "") + ")")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / MANIFEST).unlink(missing_ok=True)            # a half-built cache never looks valid
     tmp = folder / f"images.{os.getpid()}.tmp.npy"
-    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), channels, resize, resize))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / MANIFEST).unlink(missing_ok=True)        # a half-built cache never looks valid
+        need, free = len(paths) * channels * resize * resize, shutil.disk_usage(folder).free
+        if need > free:                      # a memory-mapped write into a full disk would crash
+            raise CacheError(f"data.cache: the image cache needs {need / 2**30:.2f} GiB but {folder} has "
+                             f"{free / 2**30:.2f} GiB free; set data.cache=/a/folder/with/space, or data.cache= "
+                             f"to read the image files directly")
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                        shape=(len(paths), channels, resize, resize))
+    except OSError as exc:
+        raise CacheError(f"data.cache: cannot write the image cache in {folder} ({type(exc).__name__}: {exc}); "
+                         f"expected a writable folder: set data.cache=/a/writable/folder, or data.cache= "
+                         f"to read the image files directly") from None
     bad = []
     loader = DataLoader(_Decode(paths, resize, channels), batch_size=None, num_workers=workers)
     for i, x, err in tqdm(loader, total=len(paths), desc="image cache", disable=None):
