@@ -139,11 +139,16 @@ def _load_imagenet(net: nn.Module, name: str, weights_enum, weights_path: str) -
         return None
 
 
-def build_backbone(name: str, in_channels: int = 3, pretrained: bool = True, weights_path: str = "",
+def build_backbone(name: str, in_channels: int = 3, pretrained: bool = False, weights_path: str = "",
                    width: int = 32) -> nn.Module:
-    """Build a backbone by name; see ``BACKBONES``."""
+    """Build a backbone by name; see ``BACKBONES``. ``pretrained``: ImageNet weights for the
+    torchvision backbones; the lab's glyph-pretrained weights for ``small_cnn`` (models/lab_weights.py)."""
     if name == "small_cnn":
-        return SmallCNN(in_channels=in_channels, width=width)
+        net = SmallCNN(in_channels=in_channels, width=width)
+        if pretrained:
+            from .lab_weights import load_lab_weights
+            load_lab_weights(net, width, in_channels, path=weights_path)
+        return net
     if name in ("googlenet", "resnet18", "resnet50"):
         if in_channels != 3:
             raise ValueError(f"backbone {name!r} expects 3-channel images, got in_channels={in_channels}")

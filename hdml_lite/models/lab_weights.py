@@ -15,7 +15,7 @@ from torch import nn
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 LAB_WEIGHTS = {  # width -> (file name, sha256 of the file)
-    16: ("small_cnn_w16_glyphs.pt", "PENDING"),
+    16: ("small_cnn_w16_glyphs.pt", "d03d10f12b09003b5fd16b39b47f34da17e44a5b601a325bb451fdba641daa57"),
 }
 
 
