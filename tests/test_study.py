@@ -60,7 +60,8 @@ def test_fast_study_writes_every_csv_figure_and_readme(tmp_path, capsys):
     readme = (out / "README.md").read_text()
     for text in ("verdicts (lab regime)", "final models on the test classes (lab regime)", "pull factor (lab regime)",
                  "mechanism switched on? (lab regime)", "Timings (lab regime)", "is a finding", "runbook", "ESTIMATE",
-                 "python -m hdml_lite.study lab --plan"):
+                 "python -m hdml_lite.study lab --plan", "`bn_stats=real` minus `bn_stats=official`",
+                 "`fractions=1,1,1` minus `fractions=1,0.5,0.2`"):
         assert text in readme, text
     info = json.loads((out / "study.json").read_text())
     assert info["regime"] == "lab" and info["runs_done"] == info["runs_total"] == 34

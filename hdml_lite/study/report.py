@@ -233,6 +233,30 @@ def sweep_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def paired_selection_lines(selection: list[dict]) -> list[str]:
+    """For the selection stages that compare two settings over paired seeds (bn_stats, HDC
+    fractions): second setting - first, validation R@1, per seed, mean and 95% t-interval."""
+    from .stats import paired_verdict
+
+    lines = []
+    for stage in ("select_bn", "select_fractions"):
+        rows = [r for r in selection if r["stage"] == stage]
+        settings = list(dict.fromkeys(r.get("setting", "") for r in rows))
+        if len(settings) != 2:
+            continue
+        a = {r["seed"]: r["val_r1"] for r in rows if r.get("setting", "") == settings[1]}
+        b = {r["seed"]: r["val_r1"] for r in rows if r.get("setting", "") == settings[0]}
+        seeds = sorted(set(a) & set(b))
+        v = paired_verdict([a[k] for k in seeds], [b[k] for k in seeds])
+        ci = (f"95% t-interval [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}]" if len(seeds) > 1
+              else "one seed: no interval")
+        chosen = next((r.get("setting") for r in rows if int(r["chosen"])), "?")
+        lines.append(f"- {label(rows[0]['method'])}, `{settings[1]}` minus `{settings[0]}`, validation R@1 per seed: "
+                     + ", ".join(f"{100 * d:+.1f}" for d in v["diffs"])
+                     + f" points; mean {100 * v['mean_diff']:+.2f}, {ci}; chosen: `{chosen}`.")
+    return lines
+
+
 def engagement_table(rows: list[dict]) -> str:
     from .files import CONDITIONS
 
@@ -493,8 +517,11 @@ Chosen values: """ + "; ".join([", ".join(f"{label(k)} lr {v:g}" for k, v in lr.
                                  ", ".join(f"{label(k)} alpha {v:.4g}" for k, v in alpha.items()),
                                  f"bn_stats {study.get('bn_stats')}", f"HDC fractions {study.get('fractions')}"]) + ".\n")
     if selection:
+        paired_lines = "\n".join(paired_selection_lines(selection))
         parts.append(f"""
 ## Selection runs ({R}, validation classes)
+
+{paired_lines}
 
 {selection_table(selection)}
 """)
