@@ -18,7 +18,11 @@ Stages (all on the embedded glyphs, every run with its preset's step budget):
    seeds (the preset's value with seed 0 is the lr-selection run).
 5. ``final``: every method with its chosen values, trained on all train classes, the final
    model scored on the test classes: ``seeds_key`` seeds for N-pair, HDML(N-pair), triplet,
-   HDML(triplet), ``seeds_rest`` for the others.
+   HDML(triplet), ``seeds_rest`` for the others. The two ablations (no softmax, no
+   reconstruction) use HDML(N-pair)'s lr, alpha and bn_stats; HDML(triplet) keeps its
+   preset's bn_stats; contrastive at HDC's batch (``contrastive_hdcbatch``) has its own lr.
+
+A stage's choice is made once its whole grid has finished; runs that need a choice wait for it.
 """
 from __future__ import annotations
 
