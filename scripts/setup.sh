@@ -7,8 +7,8 @@ PY=${PYTHON:-python3}
 EXTRA=${1:-}
 "$PY" -c 'import sys; assert sys.version_info >= (3, 10), "hdml_lite needs Python >= 3.10"' || {
   echo "error: hdml_lite needs Python >= 3.10 (found $("$PY" --version 2>&1))" >&2; exit 1; }
-MODS="hdml_lite torch torchvision numpy sklearn matplotlib openTSNE ipywidgets tqdm"
-[ "$EXTRA" = "test" ] && MODS="$MODS pytest pytorch_metric_learning faiss nbclient nbformat ipykernel"
+MODS="hdml_lite torch torchvision numpy sklearn matplotlib openTSNE ipywidgets tqdm PIL scipy fontTools threadpoolctl IPython jupyterlab"
+[ "$EXTRA" = "test" ] && MODS="$MODS pytest pytorch_metric_learning faiss nbclient nbformat ipykernel jupyter_client"
 REPO=$(pwd)
 if (cd /tmp && "$PY" - "$MODS" "$REPO" <<'PYEOF' 2>/dev/null)
 import importlib, pathlib, sys

@@ -144,3 +144,19 @@ def test_readme_installs_from_a_clone():
     url = PYPROJECT["project"]["urls"]["Repository"]
     assert f"git clone {url}" in readme and "cd hdml_lite" in readme
     assert "not yet" in readme and "PyPI" in readme
+
+
+def test_setup_checks_every_declared_package():
+    """scripts/setup.sh skips pip only when it can import a module of every declared distribution
+    (dependencies; plus the test extra for `setup.sh test`)."""
+    setup = (REPO / "scripts" / "setup.sh").read_text()
+    base = re.search(r'^MODS="([^"]*)"', setup, flags=re.M).group(1).split()
+    extra = re.search(r'MODS="\$MODS ([^"]*)"', setup).group(1).split()
+    provided = packages_distributions()
+
+    def dists(mods):
+        return {_dist(d) for m in mods for d in provided.get(m, [])}
+
+    project = PYPROJECT["project"]
+    assert {_dist(r) for r in project["dependencies"]} <= dists(base)
+    assert {_dist(r) for r in project["optional-dependencies"]["test"]} <= dists(extra)
