@@ -135,6 +135,10 @@ def test_one_repository_url_everywhere():
                 uses += 1
             elif found not in THIRD_PARTY:
                 bad.append(f"{path.relative_to(REPO)}: {m.group(0)}")
+        owner_repo = url.removeprefix("https://github.com/")          # Colab badges name it too
+        for m in re.finditer(r"colab\.research\.google\.com/github/([A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+)", text):
+            if m.group(1) != owner_repo:
+                bad.append(f"{path.relative_to(REPO)}: {m.group(0)}")
     assert not bad, f"use {url} (pyproject.toml [project.urls]): {bad}"
     assert uses >= 1
 
