@@ -49,7 +49,8 @@ Timing (measured): generating the default set (``per_class=48, size=32``: 354 x 
 face) masters ~5 s, the duplicate check ~3 s, the augmentation ~10 s -- which was 80-110 s
 of wall time on 2 cores shared with about ten other busy processes; ``per_class=4`` takes
 about 1 s once the masters are drawn. It is cached as an .npz in the data folder
-(``$HDML_DATA``, else ``$XDG_CACHE_HOME/hdml_lite``, default ``~/.cache/hdml_lite``; 12 MB) and loads in about half a second afterwards.
+(``$HDML_DATA``, else ``$XDG_CACHE_HOME/hdml_lite``, default ``~/.cache/hdml_lite``; 12 MB)
+and loads in about half a second afterwards.
 """
 from __future__ import annotations
 
