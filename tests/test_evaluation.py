@@ -95,19 +95,29 @@ def test_chunk_size_and_data_order_do_not_change_results():
     assert retrieval_metrics(emb[perm], labels[perm], ks, chunk=50) == pytest.approx(ref, abs=1e-12)
 
 
-def test_grouped_block_topk_is_exact():
-    g = torch.Generator().manual_seed(7)
-    b = torch.randn(256, 512, generator=g).round(decimals=1)  # many exact ties
-    b[:, 3] = float("-inf")  # masked entries
-    for k in (1, 3):
-        top, row_max = retrieval_module._top_rows(b, k)
-        assert torch.equal(top, b.topk(k, dim=1).values) and torch.equal(row_max, b.amax(1))
-        top, col_max = retrieval_module._top_cols(b, k)
-        assert torch.equal(top, b.T.topk(k, dim=1).values) and torch.equal(col_max, b.amax(0))
+def test_block_size_adapts_to_n():
+    assert retrieval_module.block_size(100) == 100  # one block
+    assert retrieval_module.block_size(6050) == 1009  # 6 equal blocks of about 1,024 rows
+    assert retrieval_module.block_size(60502) == 1026
+    for n in (1, 700, 1600, 5000, 123457):
+        c = retrieval_module.block_size(n)
+        assert 0 < c <= max(n, 1) and -(-n // c) == max(1, round(n / 1024))
 
 
-def test_retrieval_grouped_path_matches_naive_loop():
-    # Classes of 3 (R = 2) and 256-wide blocks: the grouped block top-k is used.
+def test_bad_embeddings_many_negatives_above_the_last_positive():
+    # Noisy embeddings: most negatives rank above some positive (many entries pass the threshold),
+    # small classes and large ones mixed; blocks of several sizes, all exact.
+    g = torch.Generator().manual_seed(11)
+    labels = torch.cat([torch.arange(40).repeat_interleave(2), torch.arange(40, 45).repeat_interleave(30)])
+    emb = torch.randn(len(labels), 6, generator=g) + 0.3 * torch.randn(45, 6, generator=g)[labels]
+    ks = (1, 4, 32, 200)
+    want = naive_metrics(emb, labels, ks)
+    for chunk in (None, 7, 64, 1000):
+        assert retrieval_metrics(emb, labels, ks, chunk=chunk) == pytest.approx(want, abs=1e-12)
+
+
+def test_retrieval_many_small_classes_in_wide_blocks_matches_naive_loop():
+    # Classes of 3 (R = 2) and 256-wide blocks.
     g = torch.Generator().manual_seed(8)
     labels = torch.arange(200).repeat_interleave(3)[torch.randperm(600, generator=g)]
     emb = torch.randn(200, 8, generator=g)[labels] + 1.2 * torch.randn(600, 8, generator=g)
@@ -274,3 +284,47 @@ def test_evaluate_end_to_end():
     assert set(out) == {"r1", "r2", "r4", "r8", "map_r", "r_precision", "nmi", "f1"}
     emb = data.x.flatten(1)
     assert out == pytest.approx(evaluate_embeddings(emb, data.labels, ks=(1, 2, 4, 8)))
+
+
+# ---------------------------------------------------------------- k-means restarts
+class _RecordingKMeans:
+    """Stands in for scikit-learn's KMeans in clustering.py and records its settings."""
+    calls: list = []
+
+    def __init__(self, **kw):
+        from sklearn.cluster import KMeans
+        type(self).calls.append(kw)
+        self._km = KMeans(**kw)
+
+    def fit_predict(self, x):
+        return self._km.fit_predict(x)
+
+
+def test_kmeans_restarts_and_seed_reach_kmeans(monkeypatch):
+    from hdml_lite.evaluation import clustering, kmeans_args
+    from hdml_lite.presets import get_preset
+
+    monkeypatch.setattr(clustering, "KMeans", _RecordingKMeans)
+    _RecordingKMeans.calls = []
+    data = Toy()
+    evaluate(lambda x: x.flatten(1), data, kmeans_restarts=3, seed=1)
+    evaluate(lambda x: x.flatten(1), data)
+    assert [(c["n_init"], c["random_state"]) for c in _RecordingKMeans.calls] == [(3, 1), (1, 0)]
+    # presets: the released evaluation (10 restarts, random_state 1) in paper presets, 1 in the lab
+    assert kmeans_args(get_preset("cub_hdml_npair")) == {"seed": 1, "kmeans_restarts": 10}
+    assert kmeans_args(get_preset("cars196_hdc"))["kmeans_restarts"] == 10
+    assert kmeans_args(get_preset("lab_npair"))["kmeans_restarts"] == 1
+
+
+def test_trainer_passes_kmeans_restarts(monkeypatch, tiny_overrides):
+    from hdml_lite.config import apply_overrides
+    from hdml_lite.evaluation import clustering
+    from hdml_lite.presets import get_preset
+    from hdml_lite.training.trainer import train
+
+    monkeypatch.setattr(clustering, "KMeans", _RecordingKMeans)
+    _RecordingKMeans.calls = []
+    cfg = apply_overrides(get_preset("lab_npair"), tiny_overrides + ["model.pretrained=false", "train.kmeans_restarts=2",
+                                                                     "train.kmeans_seed=5", "train.eval_every=0"])
+    train(cfg)
+    assert _RecordingKMeans.calls and all((c["n_init"], c["random_state"]) == (2, 5) for c in _RecordingKMeans.calls)

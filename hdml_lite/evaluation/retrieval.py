@@ -15,13 +15,19 @@ three (as in pytorch-metric-learning).
 
 How it is fast (``retrieval_metrics``): all three metrics only need, per query q,
     m_i = number of negatives (other classes) at least as similar as q's i-th positive;
-the i-th positive then sits at rank i + m_i. The positives' similarities are
-gathered directly (few per query); the negatives come from ONE pass over the
-similarity matrix in (chunk x chunk) blocks of its upper triangle (S = E E^T is
-symmetric, so each block serves its rows and its columns: half the matmuls), keeping
-    - the top-R_max negative similarities per query   -> MAP@R, R-precision, small K
-    - the count of negatives >= the best positive     -> Recall@K for any K (e.g. 1000)
-so no top-1000 list is ever built.
+the i-th positive then sits at rank i + m_i. Everything comes from ONE pass over
+the similarity matrix S = E E^T in blocks of its upper triangle (S is symmetric, so
+each block serves its rows' queries and its columns' queries: about half the
+matmuls). Items are sorted by class and blocks start at class boundaries, so a
+query's positives all lie in its diagonal block (read from there first) and the
+other blocks hold only negatives.
+A negative less similar than all of q's positives changes no m_i, so a block only
+yields its entries at least as similar as the query's LAST positive (a comparison
+with one threshold per row or column); each such entry v adds one to bin
+j = #{positives of q more similar than v} of q's histogram, and m = cumsum of the
+histogram. No top-k, no sort, no loop over queries; the counts are exact, so
+Recall@K holds for any K (e.g. 1000) and needs no top-K list. Blocks are sized
+from N (about 1,024 rows: a block and its operands stay in the CPU cache).
 
 Ties: metrics use similarity values only (never indices), and a negative exactly
 as similar as a positive counts as ranked BEFORE it (ties count against the
@@ -94,36 +100,39 @@ def _mask_same_class(b: torch.Tensor, la: torch.Tensor, lb: torch.Tensor) -> Non
     sub.masked_fill_(la[r0:r1, None] == lb[None, c0:c1], NEG_INF)
 
 
-# Per-block top-k values. torch.topk over thousands of columns costs ~25x a max-reduction,
-# so it runs on few candidates: split each row into G groups of g entries; the k groups
-# with the largest maxima hold a top-k multiset (every top-k entry lies in a group whose
-# max is >= it), so one max-pass, a top-k over the G group maxima and one over the k*g
-# candidates replace it. Exact, values only (ties cannot change a multiset of values).
-GROUP = 16
+BLOCK = 1024  # target block size (rows) of the similarity pass when ``chunk`` is None
 
 
-def _top_rows(b: torch.Tensor, k: int, g: int = GROUP) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k values (r, k) of each row of b (r, c) (contiguous), descending, and row maxima (r,)."""
-    r, c = b.shape
-    if c % g or c < 4 * k * g:
-        return b.topk(min(k, c), dim=1).values, b.amax(dim=1)
-    grouped = b.view(r, g, c // g)  # group m = columns m, m + c/g, m + 2c/g, ... (a fast max)
-    group_max = grouped.amax(dim=1)  # (r, G)
-    groups = group_max.topk(k, dim=1).indices  # (r, k)
-    cand = grouped.gather(2, groups[:, None, :].expand(r, g, k))  # (r, g, k)
-    return cand.reshape(r, g * k).topk(k, dim=1).values, group_max.amax(dim=1)
+def block_size(n: int, target: int = BLOCK) -> int:
+    """Rows per block for N items: N split into equal blocks of about ``target`` rows."""
+    n_blocks = max(1, round(n / target))
+    return -(-n // n_blocks)  # ceil(n / n_blocks)
 
 
-def _top_cols(b: torch.Tensor, k: int, g: int = GROUP) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k values (c, k) of each COLUMN of b (r, c), and column maxima (c,), without a transpose."""
-    r, c = b.shape
-    if r % g or r < 4 * k * g:
-        return b.T.topk(min(k, r), dim=1).values, b.amax(dim=0)
-    group_max = b.view(r // g, g, c).amax(dim=1)  # (G, c): group m = rows m*g .. m*g + g-1
-    groups = group_max.T.topk(k, dim=1).indices  # (c, k)
-    rows = groups[:, :, None] * g + torch.arange(g, device=b.device)  # (c, k, g)
-    cand = b.take(rows * c + torch.arange(c, device=b.device)[:, None, None])  # b[rows, col]
-    return cand.view(c, k * g).topk(k, dim=1).values, group_max.amax(dim=0)
+def _class_aligned_bounds(class_start: torch.Tensor, n: int, chunk: int) -> list[int]:
+    """Block boundaries [0, ..., n] over rows sorted by class: ceil(n / chunk) blocks of about equal
+    size, each boundary moved to the next class start (a class larger than a block stays whole)."""
+    starts = class_start.cpu()
+    n_blocks = -(-n // chunk)
+    bounds = [0]
+    for k in range(1, n_blocks):
+        i = int(torch.searchsorted(starts, k * n // n_blocks))  # first class starting at or after it
+        b = int(starts[i]) if i < len(starts) else n
+        if bounds[-1] < b < n:
+            bounds.append(b)
+    return bounds + [n]
+
+
+def _count_into(hist: torch.Tensor, q: torch.Tensor, v: torch.Tensor, pos: torch.Tensor) -> None:
+    """hist[q_e, j_e] += 1 for entries e, with j_e = #{positives of q_e more similar than v_e}.
+
+    hist (N, R_max) int64, q (E,) query ids, v (E,) negative similarities, pos (N, R_max)
+    positive similarities, descending, -inf padded. Every v_e is >= q_e's last positive,
+    so j_e < R_max."""
+    if len(q) == 0:
+        return
+    j = (pos[q] > v[:, None]).sum(1)  # (E,)
+    hist.view(-1).index_add_(0, q * hist.shape[1] + j, torch.ones_like(j))
 
 
 def retrieval_metrics(emb, labels, ks: Sequence[int] = (1, 2, 4, 8), device=None,
@@ -133,15 +142,19 @@ def retrieval_metrics(emb, labels, ks: Sequence[int] = (1, 2, 4, 8), device=None
     emb: (N, D) embeddings (L2-normalised here); labels: (N,) class ids.
     Returns {"r1": ..., "r2": ..., "map_r": ..., "r_precision": ...} (keys r{K} follow ks);
     NaN if no query has a positive. Runs on ``device`` (default: the embeddings' device).
+    ``chunk``: rows per block of the similarity pass (None: ``block_size(N)``); results do not
+    depend on it.
     """
     ks = sorted({int(k) for k in ks})
-    chunk = 8192 if chunk is None else int(chunk)
     e = _normalise(emb, device)
     dev = e.device
     lab = torch.as_tensor(labels).to(dev).long().reshape(-1)
     n = e.shape[0]
     if len(lab) != n:
         raise ValueError(f"{n} embeddings but {len(lab)} labels")
+    chunk = block_size(n) if chunk is None else int(chunk)
+    if chunk < 1:
+        raise ValueError(f"chunk must be a positive number of rows, got {chunk}")
     if not ks or ks[0] < 1:
         raise ValueError(f"ks must be positive integers, got {ks}")
 
@@ -158,51 +171,38 @@ def retrieval_metrics(emb, labels, ks: Sequence[int] = (1, 2, 4, 8), device=None
     if r_max == 0:
         return {**{f"r{k}": nan for k in ks}, "map_r": nan, "r_precision": nan}
 
-    # Positive similarities, best first: pos[q, i] = i-th positive's similarity, -inf padded.
-    pos = torch.full((n, r_max + 1), NEG_INF, dtype=e.dtype, device=dev)
+    # Blocks of rows that start at class boundaries: every class lies inside one block, so a
+    # query's positives all sit in its diagonal block and off-diagonal blocks hold only negatives.
+    bounds = _class_aligned_bounds(start, n, chunk)
     offs = torch.arange(r_max + 1, device=dev)
-    step = max(1, 2 ** 24 // ((r_max + 1) * e.shape[1]))  # bound the (step, R+1, D) gather
-    for i0 in range(0, n, step):
-        i1 = min(i0 + step, n)
-        idx = start_q[i0:i1, None] + offs  # (c, R_max + 1) class members (+ overflow)
-        ok = (offs < size_q[i0:i1, None]) & (idx != torch.arange(i0, i1, device=dev)[:, None])
-        s = torch.bmm(e[idx.clamp(max=n - 1)], e[i0:i1, :, None]).squeeze(2)
-        pos[i0:i1] = s.masked_fill(~ok, NEG_INF)
-    pos = pos.sort(dim=1, descending=True).values[:, :r_max]  # (N, R_max)
+    pos = torch.empty(n, r_max, dtype=e.dtype, device=dev)  # i-th positive, best first, -inf padded
+    thr = torch.empty(n, dtype=e.dtype, device=dev)  # the query's last positive (+inf: no positive)
+    hist = torch.zeros(n, r_max, dtype=torch.long, device=dev)
+    # Pass A, diagonal blocks: positives, thresholds, and the negatives of the block.
+    for a, z in zip(bounds[:-1], bounds[1:]):
+        b = e[a:z] @ e[a:z].T  # (c, c) similarities
+        rows = torch.arange(z - a, device=dev)
+        idx = (start_q[a:z] - a)[:, None] + offs  # (c, R_max + 1) class members (+ overflow)
+        ok = (offs < size_q[a:z, None]) & (idx != rows[:, None])
+        p = b.gather(1, idx.clamp(max=z - a - 1)).masked_fill(~ok, NEG_INF)
+        pos[a:z] = p.sort(dim=1, descending=True).values[:, :r_max]
+        thr[a:z] = torch.where(valid[a:z], pos[a:z].gather(1, (r_q[a:z] - 1).clamp_min(0)[:, None]).squeeze(1),
+                               torch.inf)
+        _mask_same_class(b, lab[a:z], lab[a:z])
+        r, c = (b >= thr[a:z, None]).nonzero(as_tuple=True)
+        _count_into(hist, a + r, b[r, c], pos)
+    # Pass B, the upper-triangle off-diagonal blocks: negatives only, for the rows' queries and
+    # (S is symmetric) the columns' queries.
+    for bi, (a, z) in enumerate(zip(bounds[:-1], bounds[1:])):
+        for a2, z2 in zip(bounds[bi + 1:-1], bounds[bi + 2:]):
+            b = e[a:z] @ e[a2:z2].T  # (ci, cj)
+            r, c = (b >= thr[a:z, None]).nonzero(as_tuple=True)
+            _count_into(hist, a + r, b[r, c], pos)
+            r, c = (b >= thr[None, a2:z2]).nonzero(as_tuple=True)
+            _count_into(hist, a2 + c, b[r, c], pos)
 
-    # One pass over the upper-triangle blocks of S = E E^T, same-class entries masked.
-    # Block (I, J) leaves, for each query of I, its top negatives against J in slot J, and
-    # for each query of J the same in slot I; one top-k over the slots at the end.
-    k_neg = r_max  # top negatives kept per query: enough for MAP@R / R-precision
-    need_count = ks[-1] > k_neg  # Recall@K beyond the top list: count instead
-    n_blocks = (n + chunk - 1) // chunk
-    slots = torch.full((n, n_blocks, k_neg), NEG_INF, dtype=e.dtype, device=dev)
-    count = torch.zeros(n, dtype=torch.int32, device=dev)
-    best = torch.where(valid, pos[:, 0], torch.inf)  # count negatives >= the best positive
-    for bi, i0 in enumerate(range(0, n, chunk)):
-        i1 = min(i0 + chunk, n)
-        for bj, j0 in enumerate(range(i0, n, chunk), start=bi):
-            j1 = min(j0 + chunk, n)
-            b = e[i0:i1] @ e[j0:j1].T  # (ci, cj) similarities
-            _mask_same_class(b, lab[i0:i1], lab[j0:j1])
-            top, row_max = _top_rows(b, k_neg)
-            slots[i0:i1, bj, :top.shape[1]] = top
-            if need_count:  # only rows whose max reaches their threshold can count anything
-                hot = (row_max >= best[i0:i1]).nonzero().squeeze(1)
-                if len(hot):
-                    count[i0 + hot] += (b[hot] >= best[i0 + hot, None]).sum(1, dtype=torch.int32)
-            if bj != bi:  # the same block, seen from its columns' queries
-                top, col_max = _top_cols(b, k_neg)
-                slots[j0:j1, bi, :top.shape[1]] = top
-                if need_count:
-                    hot = (col_max >= best[j0:j1]).nonzero().squeeze(1)
-                    if len(hot):
-                        count[j0 + hot] += (b[:, hot] >= best[None, j0 + hot]).sum(0, dtype=torch.int32)
-    top_neg = slots.view(n, -1).topk(k_neg, dim=1).values  # (N, k_neg) descending
-    del slots
-
-    # m[q, i] = negatives >= i-th positive (saturates at k_neg: then beyond rank R anyway).
-    m = k_neg - torch.searchsorted(top_neg.flip(1).contiguous(), pos.contiguous(), right=False)
+    # m[q, i] = negatives >= i-th positive (exact); rank of the i-th positive = i + m.
+    m = hist.cumsum(1)  # (N, R_max)
     i = torch.arange(1, r_max + 1, device=dev)
     rank = i + m  # (N, R_max) rank of the i-th positive
     r = r_q[:, None]
@@ -210,24 +210,24 @@ def retrieval_metrics(emb, labels, ks: Sequence[int] = (1, 2, 4, 8), device=None
     rq = r_q[valid].double()
     map_r = ((hit * i).double() / rank).sum(1)[valid].div(rq).mean().item()
     r_prec = hit.sum(1)[valid].div(rq).mean().item()
-    first = count if need_count else m[:, 0]  # negatives ranked before the best positive
+    first = m[:, 0]  # negatives ranked before the best positive
     out = {f"r{k}": (first[valid] < k).double().mean().item() for k in ks}
     out.update(map_r=map_r, r_precision=r_prec)
     return out
 
 
 def recall_at_k(emb, labels, ks: Sequence[int] = (1, 2, 4, 8), device=None,
-                chunk: int = 8192) -> dict:
+                chunk: int | None = None) -> dict:
     """{K: Recall@K} (fractions in [0, 1]); see ``retrieval_metrics``."""
     res = retrieval_metrics(emb, labels, ks, device=device, chunk=chunk)
     return {int(k): res[f"r{int(k)}"] for k in ks}
 
 
-def map_at_r(emb, labels, device=None, chunk: int = 8192) -> float:
+def map_at_r(emb, labels, device=None, chunk: int | None = None) -> float:
     """MAP@R (Musgrave et al. 2020); see ``retrieval_metrics``."""
     return retrieval_metrics(emb, labels, (1,), device=device, chunk=chunk)["map_r"]
 
 
-def r_precision(emb, labels, device=None, chunk: int = 8192) -> float:
+def r_precision(emb, labels, device=None, chunk: int | None = None) -> float:
     """R-precision (Musgrave et al. 2020); see ``retrieval_metrics``."""
     return retrieval_metrics(emb, labels, (1,), device=device, chunk=chunk)["r_precision"]

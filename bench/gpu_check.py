@@ -1,0 +1,306 @@
+"""GPU check: training throughput of the paper presets on synthetic data in the real CUB layout.
+
+    python bench/gpu_check.py                      # CUDA + AMP: cub_npair and cub_hdml_npair, 300 steps each
+    python bench/gpu_check.py --steps 3 --tiny     # a CPU smoke run of the same script (seconds)
+    python bench/gpu_check.py --weights googlenet-1378be20.pth   # start from ImageNet weights (a local file)
+
+One prepared script for a machine with a GPU (run it there as is; it needs no network and no
+dataset). It writes a synthetic CUB-200-2011 (``CUB_200_2011/images.txt``,
+``image_class_labels.txt``, ``classes.txt``, ``images/<class>/<file>.jpg``; 200 classes, JPEGs of
+CUB's typical 500 x 375 size) into a temporary folder, then trains each preset through the
+kit's own trainer (``hdml_lite.training.trainer.train``) with its real data pipeline, and records
+per preset:
+
+- ``step_s_median`` / ``step_s_mean``: wall time between consecutive steps (the trainer's
+  per-step callback), after ``--warmup`` steps; ``images_per_s`` = batch size / median step time;
+- ``data_wait_frac``: the fraction of that time spent waiting for the next batch (inside the
+  pipeline's ``get``); near 0 means the GPU, not the data loading, sets the pace;
+- ``peak_mem_gib``: peak GPU memory allocated (``torch.cuda.max_memory_allocated``);
+- ``final``: the test metrics after the run (synthetic data: only a sanity check).
+
+The last line printed is one JSON object. A preset that fails is reported with its error and the
+others still run (exit code 1 then). Without CUDA (or with ``--device cpu``) it runs on the CPU,
+AMP off; ``--tiny`` makes everything small (8 classes of 64 x 48 images, 32-pixel crops, small
+batches) for that case. Without ``--weights`` the trunk starts from random weights (the same
+cost per step; no download is attempted).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+PRESETS = ("cub_npair", "cub_hdml_npair")
+
+
+# ---------------------------------------------------------------- synthetic CUB
+def _class_image(rng: np.random.Generator, base: np.ndarray, size: tuple[int, int]):
+    """One JPEG-able PIL image (width, height): a class's smooth pattern, jittered, plus noise."""
+    from PIL import Image
+
+    w, h = size
+    low = np.clip(base + 0.25 * rng.standard_normal(base.shape), 0, 1)  # (6, 8, 3) in [0, 1]
+    img = Image.fromarray((low * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC)
+    arr = np.asarray(img, dtype=np.int16) + rng.integers(-20, 21, (h, w, 3), dtype=np.int16)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def _write_class(args) -> list[str]:
+    folder, cls, n, size, seed = args
+    rng = np.random.default_rng([seed, cls])
+    base = rng.random((6, 8, 3))
+    name = f"{cls:03d}.Synthetic_{cls:03d}"
+    (folder / "images" / name).mkdir(parents=True, exist_ok=True)
+    rels = []
+    for i in range(n):
+        rel = f"{name}/Synthetic_{cls:03d}_{i:04d}.jpg"
+        _class_image(rng, base, size).save(folder / "images" / rel, quality=90)
+        rels.append(rel)
+    return rels
+
+
+def make_synthetic_cub(root: Path, n_classes: int = 200, per_class: int = 24, size=(500, 375),
+                       seed: int = 0, workers: int = 1) -> Path:
+    """Write a synthetic CUB-200-2011 under ``root/CUB_200_2011`` (the real file layout); returns it."""
+    folder = Path(root) / "CUB_200_2011"
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [(folder, c, per_class, tuple(size), seed) for c in range(1, n_classes + 1)]
+    if workers > 1:
+        from multiprocessing import Pool
+        with Pool(workers) as pool:
+            per_cls = pool.map(_write_class, jobs)
+    else:
+        per_cls = [_write_class(j) for j in jobs]
+    images, labels, iid = [], [], 1
+    for cls, rels in enumerate(per_cls, start=1):
+        for rel in rels:
+            images.append(f"{iid} {rel}")
+            labels.append(f"{iid} {cls}")
+            iid += 1
+    (folder / "images.txt").write_text("\n".join(images) + "\n")
+    (folder / "image_class_labels.txt").write_text("\n".join(labels) + "\n")
+    (folder / "classes.txt").write_text("".join(f"{c} {c:03d}.Synthetic_{c:03d}\n" for c in range(1, n_classes + 1)))
+    (folder / "train_test_split.txt").write_text("".join(f"{i} {i % 2}\n" for i in range(1, iid)))  # unused
+    return folder
+
+
+# ---------------------------------------------------------------- timing hooks
+class DataWait:
+    """Accumulates the time spent getting each training batch: in the pipeline's
+    ``TrainBatches.get`` (the trainer waits there for the loader) or, in a trainer that fetches
+    batches itself, in ``trainer._fetch``; both are hooked when present (one of them is used)."""
+
+    def __init__(self):
+        self.per_call, self.patched = [], []
+
+    def install(self) -> bool:
+        candidates = []
+        try:
+            from hdml_lite.data import pipeline
+            candidates.append((pipeline.TrainBatches, "get"))
+        except (ImportError, AttributeError):
+            pass
+        from hdml_lite.training import trainer
+        if hasattr(trainer, "_fetch"):
+            candidates.append((trainer, "_fetch"))
+        for owner, attr in candidates:
+            original = getattr(owner, attr)
+            setattr(owner, attr, self._timed(original))
+            self.patched.append((owner, attr, original))
+        return bool(self.patched)
+
+    def _timed(self, fn):
+        def timed(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                self.per_call.append(time.perf_counter() - t)
+        return timed
+
+    def remove(self) -> None:
+        for owner, attr, original in self.patched:
+            setattr(owner, attr, original)
+        self.patched = []
+
+
+def _overrides(cfg, wanted: dict) -> dict:
+    """Keep the overrides whose keys this version of the config has (the script outlives renames)."""
+    from hdml_lite.config import valid_keys
+    keys = set(valid_keys(cfg))
+    return {k: v for k, v in wanted.items() if k in keys}
+
+
+def _train_with_callback(train, cfg, callback):
+    """``train(cfg, resume=False, callback=...)``; for a trainer without the callback argument, the
+    same per-step call is had by wrapping the built method's ``train_step``."""
+    import inspect
+
+    if "callback" in inspect.signature(train).parameters:
+        return train(cfg, resume=False, callback=callback)
+    from hdml_lite.training import trainer
+
+    build = trainer.build_method
+
+    def build_and_hook(*a, **k):
+        method = build(*a, **k)
+        step_fn = method.train_step
+
+        def train_step(x, labels, step):
+            logs = step_fn(x, labels, step)
+            callback(step, method, x, labels, logs)
+            return logs
+
+        method.train_step = train_step
+        return method
+
+    trainer.build_method = build_and_hook
+    try:
+        return train(cfg, resume=False)
+    finally:
+        trainer.build_method = build
+
+
+def run_preset(name: str, root: Path, out_dir: Path, args, device: str) -> dict:
+    import torch
+
+    from hdml_lite.config import apply_overrides
+    from hdml_lite.presets import get_preset
+    from hdml_lite.training.trainer import train
+
+    cfg = get_preset(name)
+    wanted = {"data.root": str(root), "train.steps": args.steps, "train.eval_every": 0, "train.ckpt_every": 0,
+              "train.progress": False, "train.out_dir": str(out_dir / name), "train.device": device,
+              "train.amp": device == "cuda", "data.num_workers": args.workers, "train.threads": 0}
+    if args.weights:  # ImageNet weights from a local file; without one, random init (no download attempt)
+        wanted["model.weights_path"], wanted["model.pretrained"] = args.weights, True
+    else:
+        wanted["model.pretrained"] = False
+    if args.tiny:
+        wanted.update({"data.resize": 40, "data.image_size": 32, "data.batch_classes": 4,
+                       "data.images_per_class": 2, "model.embedding_size": 16, "hdml.gen_hidden": 32,
+                       "train.kmeans_restarts": 1, "train.eval_batch": 16})
+    cfg = apply_overrides(cfg, _overrides(cfg, wanted))
+
+    stamps: list[float] = []
+    batch = [0]
+
+    def callback(step, method, x, labels, logs):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        stamps.append(time.perf_counter())
+        batch[0] = int(x.shape[0])
+
+    wait = DataWait()
+    hooked = wait.install()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    try:
+        result = _train_with_callback(train, cfg, callback)
+    finally:
+        wait.remove()
+    total_s = time.perf_counter() - t0
+
+    warm = min(args.warmup, max(0, len(stamps) - 2))  # keep at least one interval
+    steps_dt = np.diff(stamps)[warm:]  # interval k ends at step (warm + k + 1)'s callback
+    waits = wait.per_call[warm + 1:warm + 1 + len(steps_dt)] if hooked else []
+    median = float(statistics.median(steps_dt)) if len(steps_dt) else float("nan")
+    out = {
+        "batch": batch[0], "steps": len(stamps), "timed_steps": int(len(steps_dt)),
+        "step_s_median": round(median, 5), "step_s_mean": round(float(np.mean(steps_dt)), 5) if len(steps_dt) else None,
+        "images_per_s": round(batch[0] / median, 1) if median > 0 else None,
+        "data_wait_frac": round(float(sum(waits) / max(float(np.sum(steps_dt)), 1e-12)), 4) if len(waits) else None,
+        "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 3) if device == "cuda" else None,
+        "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 3) if device == "cuda" else None,
+        "total_s": round(total_s, 2), "train_s": round(float(getattr(result, "train_s", float("nan"))), 2),
+        "final": {k: round(float(v), 4) for k, v in (getattr(result, "metrics", None) or {}).items()},
+        "config": {"image_size": cfg.data.image_size, "amp": bool(cfg.train.amp and device == "cuda"),
+                   "num_workers": cfg.data.num_workers, "backbone": cfg.model.backbone,
+                   "pretrained": bool(getattr(result.method.modules.get("model"), "backbone", None) is not None
+                                      and getattr(result.method.modules["model"].backbone, "pretrained_loaded", False))},
+        "error": None,
+    }
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=300, help="training steps per preset")
+    ap.add_argument("--warmup", type=int, default=20, help="first steps left out of the timings")
+    ap.add_argument("--tiny", action="store_true", help="small everything: a CPU smoke run")
+    ap.add_argument("--presets", default=",".join(PRESETS), help="comma-separated preset names")
+    ap.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    ap.add_argument("--workers", type=int, default=-1, help="data.num_workers (-1: 8 on CUDA, 0 on CPU)")
+    ap.add_argument("--per-class", type=int, default=0, help="synthetic images per class (0: 24, tiny 4)")
+    ap.add_argument("--weights", default="", help="local GoogLeNet ImageNet weights file (optional)")
+    ap.add_argument("--root", default="", help="where to write the synthetic data (default: a temp folder)")
+    ap.add_argument("--json", default="", help="also write the JSON result to this file")
+    args = ap.parse_args(argv)
+    if args.steps < 2:
+        print(f"--steps={args.steps}: expected at least 2 (timings are intervals between steps)", file=sys.stderr)
+        return 2
+    if args.weights and not os.path.isfile(args.weights):
+        print(f"--weights={args.weights!r}: no such file", file=sys.stderr)
+        return 2
+
+    import torch
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if device == "cuda" and not torch.cuda.is_available():
+        print("--device cuda: CUDA is not available here", file=sys.stderr)
+        return 2
+    if args.workers < 0:
+        args.workers = min(8, os.cpu_count() or 1) if device == "cuda" else 0
+    args.warmup = min(args.warmup, max(0, args.steps // 3))
+    per_class = args.per_class or (4 if args.tiny else 24)
+    n_classes, size = (8, (64, 48)) if args.tiny else (200, (500, 375))
+
+    tmp = tempfile.TemporaryDirectory(prefix="hdml_gpu_check_")
+    root = Path(args.root or tmp.name)
+    t = time.perf_counter()
+    make_synthetic_cub(root / "data", n_classes, per_class, size, workers=1 if args.tiny else min(16, os.cpu_count() or 1))
+    data_s = time.perf_counter() - t
+    print(f"synthetic CUB: {n_classes} classes x {per_class} images {size[0]}x{size[1]} in {data_s:.1f} s "
+          f"({root / 'data'})", flush=True)
+
+    result = {"device": device, "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None,
+              "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
+              "cpus": os.cpu_count(), "steps": args.steps, "warmup": args.warmup, "tiny": args.tiny,
+              "workers": args.workers, "data": {"classes": n_classes, "per_class": per_class, "size": list(size),
+                                                 "write_s": round(data_s, 1)},
+              "runs": {}}
+    ok = True
+    for name in [p for p in args.presets.split(",") if p]:
+        print(f"--- {name}", flush=True)
+        try:
+            result["runs"][name] = run_preset(name, root / "data", root / "runs", args, device)
+        except Exception as exc:  # report and go on with the next preset
+            ok = False
+            traceback.print_exc()
+            result["runs"][name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+        print(f"{name}: {json.dumps(result['runs'][name])}", flush=True)
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    line = json.dumps(result)
+    if args.json:
+        Path(args.json).write_text(line + "\n")
+    print(line)
+    tmp.cleanup()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
