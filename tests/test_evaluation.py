@@ -104,7 +104,7 @@ def test_block_size_adapts_to_n():
         assert 0 < c <= max(n, 1) and -(-n // c) == max(1, round(n / 1024))
 
 
-def test_bad_embeddings_many_negatives_above_the_last_positive():
+def test_bad_embeddings_many_negatives_above_the_last_positive(monkeypatch):
     # Noisy embeddings: most negatives rank above some positive (many entries pass the threshold),
     # small classes and large ones mixed; blocks of several sizes, all exact.
     g = torch.Generator().manual_seed(11)
@@ -114,6 +114,8 @@ def test_bad_embeddings_many_negatives_above_the_last_positive():
     want = naive_metrics(emb, labels, ks)
     for chunk in (None, 7, 64, 1000):
         assert retrieval_metrics(emb, labels, ks, chunk=chunk) == pytest.approx(want, abs=1e-12)
+    monkeypatch.setattr(retrieval_module, "COUNT_BUDGET", 100)  # the counting in small pieces
+    assert retrieval_metrics(emb, labels, ks, chunk=64) == pytest.approx(want, abs=1e-12)
 
 
 def test_retrieval_many_small_classes_in_wide_blocks_matches_naive_loop():

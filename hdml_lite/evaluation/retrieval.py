@@ -123,16 +123,20 @@ def _class_aligned_bounds(class_start: torch.Tensor, n: int, chunk: int) -> list
     return bounds + [n]
 
 
+COUNT_BUDGET = 2 ** 22  # entries x R_max compared at once in ``_count_into`` (memory bound)
+
+
 def _count_into(hist: torch.Tensor, q: torch.Tensor, v: torch.Tensor, pos: torch.Tensor) -> None:
     """hist[q_e, j_e] += 1 for entries e, with j_e = #{positives of q_e more similar than v_e}.
 
     hist (N, R_max) int64, q (E,) query ids, v (E,) negative similarities, pos (N, R_max)
     positive similarities, descending, -inf padded. Every v_e is >= q_e's last positive,
     so j_e < R_max."""
-    if len(q) == 0:
-        return
-    j = (pos[q] > v[:, None]).sum(1)  # (E,)
-    hist.view(-1).index_add_(0, q * hist.shape[1] + j, torch.ones_like(j))
+    step = max(1, COUNT_BUDGET // pos.shape[1])  # bound the (E, R_max) comparison
+    for e0 in range(0, len(q), step):
+        qq, vv = q[e0:e0 + step], v[e0:e0 + step]
+        j = (pos[qq] > vv[:, None]).sum(1)  # (E,)
+        hist.view(-1).index_add_(0, qq * hist.shape[1] + j, torch.ones_like(j))
 
 
 def retrieval_metrics(emb, labels, ks: Sequence[int] = (1, 2, 4, 8), device=None,
