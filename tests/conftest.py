@@ -11,7 +11,7 @@ torch.set_num_threads(2)
 
 # Tiny training settings on the embedded glyphs, shared by trainer/CLI tests.
 TINY = ["train.steps=6", "train.eval_every=3", "train.ckpt_every=2", "data.max_classes=10",
-        "data.max_per_class=6", "data.batch_classes=4", "model.width=4", "model.embedding_size=8",
+        "data.max_per_class=6", "data.batch_classes=4", "model.width=4", "model.pretrained=false", "model.embedding_size=8",
         "train.progress=false", "train.device=cpu", "hdml.block=2", "hdml.gen_hidden=16"]
 
 
