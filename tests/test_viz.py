@@ -25,7 +25,8 @@ from hdml_lite.viz.synthetic import SyntheticExplorer, default_alphas  # noqa: E
 # Tiny training settings on the embedded glyphs (as tests/conftest.py's TINY; seconds on a CPU).
 TINY = ["train.steps=6", "train.eval_every=3", "train.ckpt_every=2", "data.max_classes=10",
         "data.max_per_class=6", "data.batch_classes=4", "model.width=4", "model.embedding_size=8",
-        "train.progress=false", "train.device=cpu", "hdml.block=2", "hdml.gen_hidden=16"]
+        "train.progress=false", "train.device=cpu", "hdml.block=2", "hdml.gen_hidden=16",
+        "model.pretrained=false"]                     # width 4: not the shipped weights
 
 
 @pytest.fixture(autouse=True)
@@ -174,7 +175,7 @@ def test_update_tsne_alpha_picks_the_nearest_trained_alpha(small_map):
 @pytest.fixture(scope="module")
 def explorer(small_map):
     _, x, labels, emb = small_map
-    cfg = apply_overrides(get_preset("lab_hdml_npair"), TINY + ["model.embedding_size=8"])
+    cfg = apply_overrides(get_preset("lab_hdml_npair"), TINY + ["model.embedding_size=8", "hdml.alpha=90"])
     method = build_method(cfg, 10, 1, torch.device("cpu"))
     method.tracker._j_avg = 2.0                       # as if a block had closed with J_avg = 2
     z = torch.as_tensor(x[:, :8], dtype=torch.float32)

@@ -13,7 +13,8 @@ Budgets (the lab presets are sized for a GPU or for the results/ study, not for 
 - "cpu":  100 steps, 16 images per class (train and test), a narrower CNN (width 16), N-pair
           batches of 16 classes, an evaluation every 20 steps (5 points per learning curve):
           about one to two minutes per run on 2 CPU cores.
-- "fast": seconds (HDML_FAST=1): 12 classes x 8 images, 6 steps, tiny networks.
+- "fast": seconds (HDML_FAST=1): 12 classes x 8 images, 6 steps, tiny networks (a pretrained
+          CNN keeps its width: the shipped weights fix it).
 
 ``HDML_BUDGET=fast|cpu|full`` forces a budget (HDML_FAST=1 still wins: the tests set it).
 
@@ -87,6 +88,8 @@ def notebook_config(preset: str, *overrides: str, budget: str = "cpu", seed: int
         raise ValueError(f"budget={budget!r}; expected one of {', '.join(BUDGETS)}")
     cfg = get_preset(preset)
     extra = list(BUDGETS[budget])
+    if cfg.model.pretrained:           # the shipped lab weights fix the CNN's width: keep the preset's
+        extra = [o for o in extra if not o.startswith("model.width=")]
     if budget == "cpu" and cfg.data.sampler == "npair":
         extra += NPAIR_CPU
     name = preset + (f"__{_slug(overrides)}" if overrides else "") + (f"__seed{seed}" if seed else "")
