@@ -1,11 +1,12 @@
-"""The teaching notebooks: committed clean, structured alike, and executing top to bottom.
+"""The teaching notebooks and their solutions: committed clean, structured alike, executing top to bottom.
 
 Each notebook runs with nbclient in ``notebooks/`` in FAST mode (HDML_FAST=1, tiny data,
 few steps), with MPLBACKEND=Agg and its runs written to a temporary HDML_RUNS, and must
 not write into the repository: nothing may change under notebooks/ or runs/notebooks/
 (the default run folder; the glyph cache under data/ is the library's, and any test may
 create it). The notebooks run in order and share that HDML_RUNS, so later notebooks
-reload the runs of earlier ones, as they do for a reader.
+reload the runs of earlier ones, as they do for a reader. The solutions (notebooks/solutions/,
+one per notebook, a worked answer to every exercise) run last, in the same way.
 """
 import json
 import os
@@ -21,12 +22,14 @@ REPO = Path(__file__).resolve().parents[1]
 NB_DIR = REPO / "notebooks"
 EXPECTED = ["00_setup_and_data.ipynb", "01_formulation.ipynb", "02_training.ipynb", "03_ablations.ipynb",
             "04_tsne.ipynb", "05_mining_vs_synthesis.ipynb"]
+SOL_DIR = NB_DIR / "solutions"
+SOLUTIONS = [n.replace(".ipynb", "_solutions.ipynb") for n in EXPECTED]
 CELL_TIMEOUT = 600          # seconds per cell
 COLAB = "https://colab.research.google.com/github/hdml-lite/hdml_lite/blob/main/notebooks/{name}"
 
 
-def _load(name: str) -> dict:
-    return json.loads((NB_DIR / name).read_text(encoding="utf-8"))
+def _load(name: str, folder: Path = NB_DIR) -> dict:
+    return json.loads((folder / name).read_text(encoding="utf-8"))
 
 
 def _source(cell) -> str:
@@ -36,15 +39,47 @@ def _source(cell) -> str:
 
 def test_the_series_is_there():
     assert sorted(p.name for p in NB_DIR.glob("*.ipynb")) == EXPECTED
+    assert sorted(p.name for p in SOL_DIR.glob("*.ipynb")) == SOLUTIONS
 
 
-@pytest.mark.parametrize("name", EXPECTED)
+@pytest.mark.parametrize("name", EXPECTED + [f"solutions/{s}" for s in SOLUTIONS])
 def test_committed_without_outputs(name):
     nb = _load(name)
     dirty = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
              and (c.get("outputs") or c.get("execution_count") is not None)]
     assert not dirty, (f"{name}: cells {dirty} have outputs or execution counts; strip them "
                        f"(jupyter nbconvert --clear-output --inplace notebooks/{name})")
+
+
+def _exercises(nb: dict) -> int:
+    """Number of numbered items in the notebook's Exercises section."""
+    md = "\n".join(_source(c) for c in nb["cells"] if c["cell_type"] == "markdown")
+    section = re.split(r"^##+ Exercises", md, flags=re.M)[-1]
+    return len(re.findall(r"^\d+\. ", section, flags=re.M))
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_every_exercise_has_a_worked_solution(name):
+    nb, sol = _load(name), _load(name.replace(".ipynb", "_solutions.ipynb"), SOL_DIR)
+    n = _exercises(nb)
+    headings = [int(k) for c in sol["cells"] if c["cell_type"] == "markdown"
+                for k in re.findall(r"^### Exercise (\d+)\.", _source(c), flags=re.M)]
+    assert n >= 3 and headings == list(range(1, n + 1)), (name, n, headings)
+    code = "\n".join(_source(c) for c in sol["cells"] if c["cell_type"] == "code")
+    assert 'FAST = os.environ.get("HDML_FAST") == "1"' in code and "%pip install" in code
+    assert not re.search(r"^\s*(def|class) ", code, re.M), "define functions in hdml_lite, not in notebooks"
+
+
+def test_top_cells_say_time_runs_and_install():
+    """Each notebook says how long it takes, what it trains, how to force the full budget, and
+    how to install from a clone of the repository (until published)."""
+    for name in EXPECTED:
+        nb = _load(name)
+        top = _source(nb["cells"][0])
+        assert "**Time and runs.**" in top and "HDML_BUDGET=full" in top and "GPU" in top, name
+        assert re.search(r"fast mode .*\d+ s", top.replace("\n", " ")), f"{name}: no measured fast-mode time"
+        setup = next(_source(c) for c in nb["cells"] if c["cell_type"] == "code")
+        assert "git clone https://github.com/hdml-lite/hdml_lite" in setup, name
 
 
 @pytest.mark.parametrize("name", EXPECTED)
@@ -97,6 +132,18 @@ DURATIONS: dict = {}
 
 @pytest.mark.parametrize("name", EXPECTED)
 def test_executes_in_fast_mode(name, runs_dir, monkeypatch):
+    _execute(NB_DIR, name, runs_dir, monkeypatch)
+    if name >= "02":                      # the notebooks that train: their runs went to HDML_RUNS
+        assert any((runs_dir / "notebooks" / "fast").iterdir())
+
+
+@pytest.mark.parametrize("name", SOLUTIONS)
+def test_solutions_execute_in_fast_mode(name, runs_dir, monkeypatch):
+    """After the notebooks (same HDML_RUNS: the solutions reload their runs)."""
+    _execute(SOL_DIR, name, runs_dir, monkeypatch)
+
+
+def _execute(folder: Path, name: str, runs_dir: Path, monkeypatch) -> None:
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("HDML_FAST", "1")
@@ -105,7 +152,7 @@ def test_executes_in_fast_mode(name, runs_dir, monkeypatch):
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     from jupyter_client.manager import KernelManager
 
-    nb = nbformat.read(NB_DIR / name, as_version=4)
+    nb = nbformat.read(folder / name, as_version=4)
     before = _snapshot(*WATCHED)
     t0 = time.perf_counter()
     # IPC transport: unix sockets instead of TCP ports, so kernels started at the same time by
@@ -113,7 +160,7 @@ def test_executes_in_fast_mode(name, runs_dir, monkeypatch):
     sockets = tempfile.mkdtemp(prefix="nbk")
     km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
     client = nbclient.NotebookClient(nb, km=km, timeout=CELL_TIMEOUT, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NB_DIR)}})
+                                     resources={"metadata": {"path": str(folder)}})
     try:
         client.execute()                  # raises CellExecutionError naming the failing cell
     finally:
@@ -127,6 +174,4 @@ def test_executes_in_fast_mode(name, runs_dir, monkeypatch):
     after = _snapshot(*WATCHED)
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     assert not changed, f"{name} wrote into the repository: {changed[:10]}"
-    if name >= "02":                      # the notebooks that train: their runs went to HDML_RUNS
-        assert any((runs_dir / "notebooks" / "fast").iterdir())
     print(f"{name}: {DURATIONS[name]:.1f} s (total so far {sum(DURATIONS.values()):.1f} s)")
