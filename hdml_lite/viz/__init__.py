@@ -1,6 +1,8 @@
 """Visualisation for the notebooks: plots, the 2-D toy picture, t-SNE maps, slider update functions.
 
-- ``plots.py``     learning curves, losses, sample grids (Okabe-Ito colours)
+- ``palette.py``   one colour per method and per role (anchor, positive, real/synthetic negative)
+- ``plots.py``     learning curves, losses, sample grids
+- ``mechanism.py`` HDML's diagnostics over steps: classifier, synthetic weight, pull factor, hardness
 - ``toy.py``       toy class manifolds and the hardness-aware augmentation drawn in 2-D
 - ``tsne.py``      Barnes-Hut t-SNE (openTSNE), placing new points into a map, thumbnails
 - ``synthetic.py`` a trained HDML model's synthetic negatives placed into its t-SNE map
