@@ -6,3 +6,9 @@
 Where to look first: ``hdml_lite/hdml/augment.py`` makes the synthetic negatives.
 """
 __version__ = "0.1.0"
+
+# Register the built-in methods (train.method = baseline | hdml | hdc) in
+# hdml_lite.training.method.METHOD_REGISTRY; the trainer reads only the registry.
+from .training import method as _method  # noqa: E402,F401  (baseline)
+from .hdml import method as _hdml_method  # noqa: E402,F401
+from .hdc import method as _hdc_method  # noqa: E402,F401

@@ -1,10 +1,13 @@
-"""Command line: ``python -m hdml_lite {demo,train,eval,download,presets}``.
+"""Command line: ``python -m hdml_lite {demo,train,eval,download,presets,config}``.
 
     python -m hdml_lite demo                                # the main job (embedded data, CPU minutes)
     python -m hdml_lite train --preset lab_hdml_npair hdml.alpha=30 train.steps=300
     python -m hdml_lite eval --checkpoint runs/lab_hdml_npair/checkpoint.pt
     python -m hdml_lite download cub --root data/
     python -m hdml_lite presets
+    python -m hdml_lite config --preset lab_hdml_npair      # every key, its value and what it means
+
+Bad input (a key, a value, a file, a folder) gets one line on stderr and exit code 2.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import ConfigError, apply_overrides, from_dict
+from .config import ConfigError, apply_overrides, describe, from_dict
 from .presets import get_preset, list_presets
 
 TABLE_KEYS = ("r1", "r2", "r4", "r8", "nmi", "f1", "map_r")
@@ -51,13 +54,30 @@ def cmd_eval(args) -> int:
     from .training.checkpoint import load_checkpoint
     from .training.trainer import build_method, ks_for
 
-    state = load_checkpoint(args.checkpoint)
-    cfg = apply_overrides(from_dict(state["config"]), args.overrides)
+    state = load_checkpoint(args.checkpoint, purpose="eval")
+    if not isinstance(state["config"], dict) or not isinstance(state["method"], dict):
+        raise ConfigError(f"{args.checkpoint!r} is not an hdml_lite checkpoint: its config/method entries are "
+                          f"not dicts; expected a checkpoint.pt written by `python -m hdml_lite train`")
+    try:
+        saved = from_dict(state["config"])
+    except (ConfigError, AttributeError, TypeError) as exc:
+        raise ConfigError(f"checkpoint {args.checkpoint!r} holds a config this version cannot read ({exc})") from None
+    cfg = apply_overrides(saved, args.overrides)
+    if args.split == "val" and cfg.data.val_classes <= 0:
+        raise ConfigError(f"eval --split val: the run in {args.checkpoint!r} was trained without validation "
+                          f"classes (data.val_classes=0), so there is no val split; expected --split test "
+                          f"(or train with data.val_classes=0.2)")
     device = pick_device(cfg.train.device)
-    in_ch = input_channels(cfg.data.dataset, cfg.model.backbone)
+    in_ch = input_channels(cfg.data.dataset, cfg.model.backbone, cfg.data.channels)
     train_ds = load_dataset(cfg.data, "train", in_channels=in_ch)
     method = build_method(cfg, train_ds.num_classes, in_ch, device, steps_per_epoch=1)  # eval only
-    method.load_state_dict(state["method"])
+    try:
+        method.load_state_dict(state["method"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ConfigError(f"checkpoint {args.checkpoint!r} does not fit the {cfg.train.method} model built from its "
+                          f"config and overrides ({type(exc).__name__}: {first[:300]}); expected the overrides to "
+                          f"leave the model unchanged") from None
     ds = load_dataset(cfg.data, args.split, in_channels=in_ch, train_transform=False)
     m = evaluate(method.embed, ds, ks=ks_for(cfg), batch_size=cfg.train.eval_batch, device=device,
                  **kmeans_args(cfg))
@@ -72,7 +92,11 @@ def cmd_download(args) -> int:
     from .data import data_root
     from .data.download import download_dataset
 
-    path = download_dataset(args.name, str(Path(args.root) if args.root else data_root()))
+    from .training.checkpoint import ensure_writable_dir
+
+    root = Path(args.root) if args.root else data_root()
+    ensure_writable_dir(root, "download --root" if args.root else "the data folder ($HDML_DATA or the cache)")
+    path = download_dataset(args.name, str(root))
     print(f"{args.name} ready in {path}")
     return 0
 
@@ -83,9 +107,20 @@ def cmd_presets(args) -> int:
     return 0
 
 
-def cmd_demo(args) -> int:
-    from .demo import run_demo
+def cmd_config(args) -> int:
+    cfg = get_preset(args.preset) if args.preset else None
+    print(f"# {'preset ' + args.preset if args.preset else 'defaults'}: key = value  # meaning;"
+          f" override with key=value, e.g. train.steps=300")
+    print("\n".join(describe(cfg)))
+    return 0
 
+
+def cmd_demo(args) -> int:
+    from .demo import demo_configs, run_demo
+    from .training.checkpoint import ensure_writable_dir
+
+    demo_configs(args.fast, args.out, args.seed, args.overrides)   # bad overrides fail here, before any folder
+    ensure_writable_dir(Path(args.out), "demo --out")
     run_demo(fast=args.fast, out_dir=args.out, seed=args.seed, overrides=args.overrides)
     return 0
 
@@ -118,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_demo)
     ps = sub.add_parser("presets", help="list the named presets")
     ps.set_defaults(func=cmd_presets)
+    c = sub.add_parser("config", help="list every config key with its default (or a preset's value) and meaning")
+    c.add_argument("--preset", default="", help="show this preset's values (see `presets`)")
+    c.set_defaults(func=cmd_config)
     return p
 
 
@@ -125,6 +163,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError, FloatingPointError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ConfigError, OSError, ValueError, FloatingPointError, RuntimeError) as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__   # always one line
+        print(f"error: {text}", file=sys.stderr)
         return 2

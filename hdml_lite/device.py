@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -26,3 +27,31 @@ def autocast(device: torch.device, enabled: bool):
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.float16)
     return contextlib.nullcontext()
+
+
+def resolve_threads(requested: int, device: torch.device) -> int:
+    """``train.threads`` -> the number of CPU threads for torch in this run.
+
+    requested > 0: that number. 0 (auto): 1 on CPU, where runs usually go side by side
+    (a study, the demo, other users) and a single thread per process gives the best total
+    throughput on a small shared machine (measured: see the training helper's notes in
+    the trainer docstring); on CUDA, torch's own default (the CPU only feeds the GPU).
+    """
+    if requested > 0:
+        return int(requested)
+    if device.type == "cpu":
+        return 1
+    return torch.get_num_threads()
+
+
+def apply_threads(requested: int, device: torch.device) -> str:
+    """Set ``torch.set_num_threads`` for ``train.threads`` and return the line a run prints,
+    e.g. ``threads: 1 (train.threads=0 -> auto)``."""
+    n = resolve_threads(requested, device)
+    if n != torch.get_num_threads():
+        torch.set_num_threads(n)
+    how = "auto" if requested == 0 else "as set"
+    line = f"threads: {n} (train.threads={requested} -> {how})"
+    if n > 1 and device.type == "cpu" and not os.environ.get("OMP_WAIT_POLICY"):
+        line += "; on a busy machine start with OMP_WAIT_POLICY=PASSIVE (idle threads then sleep, not spin)"
+    return line

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..config import Config
-from ..training.method import Method, check_finite, make_optimizer, metric_param_groups
+from ..training.method import Method, check_finite, make_optimizer, metric_param_groups, register_method
 from .embed import concat_heads
 from .loss import LOSS_SCALES, ROUTINGS, cascade_loss
 from .model import CascadeModel
@@ -79,6 +79,7 @@ def hdc_param_groups(model: CascadeModel, optim_cfg, mode: str = "plain") -> lis
     return list(groups.values())
 
 
+@register_method("hdc")
 class HDCMethod(Method):
     """Hard-Aware Deeply Cascaded embedding. ``train_step`` returns loss, loss_h1, loss_h2, loss_h3."""
 

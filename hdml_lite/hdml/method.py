@@ -29,7 +29,7 @@ from torch import Tensor
 from ..config import Config
 from ..losses import npair_loss, triplet_loss
 from ..models import build_metric_model
-from ..training.method import Method, check_finite, make_optimizer, metric_param_groups, weight_decay_loss
+from ..training.method import Method, check_finite, make_optimizer, metric_param_groups, register_method, weight_decay_loss
 from .augment import augment_npair, augment_triplet, pull_factor
 from .diagnostics import accuracy, npair_hardness, triplet_hardness
 from .generator import Generator, SoftmaxHead
@@ -44,6 +44,7 @@ def _adam(params: list, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam([{"params": params, "lr": lr, "base_lr": lr}])
 
 
+@register_method("hdml")
 class HDMLMethod(Method):
     """HDML on top of an N-pair or triplet loss (``cfg.loss.name``).
 

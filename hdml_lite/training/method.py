@@ -51,6 +51,28 @@ def weight_decay_loss(modules, factor: float) -> torch.Tensor | float:
     return 0.5 * factor * total
 
 
+METHOD_REGISTRY: dict[str, type] = {}   # train.method name -> Method subclass
+
+
+def register_method(name: str):
+    """Class decorator: make a Method subclass available as ``train.method=<name>``.
+
+        @register_method("hdml")
+        class HDMLMethod(Method): ...
+
+    The trainer builds methods from ``METHOD_REGISTRY`` only; ``hdml_lite/__init__.py``
+    imports the built-in methods so that they are registered."""
+    def decorate(cls):
+        if not (isinstance(cls, type) and issubclass(cls, Method)):
+            raise TypeError(f"register_method({name!r}) decorates Method subclasses, not {cls!r}")
+        old = METHOD_REGISTRY.get(name)
+        if old is not None and old.__qualname__ != cls.__qualname__:
+            raise ValueError(f"train.method {name!r} is already registered by {old.__module__}.{old.__qualname__}")
+        METHOD_REGISTRY[name] = cls
+        return cls
+    return decorate
+
+
 class NonFiniteLossError(FloatingPointError):
     """A loss term was NaN or infinite; raised BEFORE any parameter update of that step."""
 
@@ -130,6 +152,7 @@ class Method:
         self.load_extra_state(state.get("extra", {}))
 
 
+@register_method("baseline")
 class BaselineMethod(Method):
     """Metric model + one baseline loss; one Adam/SGD optimizer with the 10x head lr."""
 

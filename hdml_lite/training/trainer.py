@@ -10,10 +10,29 @@
   ``data.val_classes > 0``) and on the test split, for learning curves only: the
   reported model is always the final one, never one chosen on the test set.
 - A non-finite loss stops the run with a clear message after saving a checkpoint of
-  the last good state.
+  the last good state (the error is raised before that step's update).
+- ``train.threads``: CPU threads (``torch.set_num_threads``) for the run; 0 = auto = 1
+  thread on CPU (runs usually go side by side on a small machine, where one thread per
+  process gives the best total throughput), torch's default on CUDA. The run prints
+  e.g. ``threads: 1 (train.threads=0 -> auto)`` and restores the previous setting at the end.
+- ``callback(step, method, x, labels, logs)`` is called after every optimisation step
+  (notebook probes, custom logging) with the batch on the device and the step's logs.
+- ``train.out_dir`` is created only once the config, data and method are known to be
+  good, so a bad input leaves no empty folder behind; a folder that cannot be written
+  is one clear error.
+
+Resume: a run's identity is every config key except ``NOT_IDENTITY`` below: what is
+trained and how (model, loss, method, hdml/hdc settings, data content and sampling,
+optimizer, schedule, steps, seed, amp). Those must match the checkpoint to resume.
+Keys that only change where files go, how fast, how often it reports or evaluates
+(train.progress, train.out_dir, train.device, train.threads, train.eval_every,
+train.ckpt_every, train.eval_batch, train.kmeans_*, data.root, data.num_workers,
+data.cache, data.skip_corrupt, name) may change between a run and its resumption; the
+checkpoint then records the new values.
 """
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import time
@@ -24,35 +43,61 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import Config, ConfigError, to_dict
-from ..data import input_channels, load_dataset, make_sampler
-from ..device import pick_device
+from ..config import Config, ConfigError, to_dict, validate
+from ..data import input_channels, load_dataset, make_sampler, split_report
+from ..data.pipeline import TrainBatches
+from ..device import apply_threads, pick_device
 from ..evaluation import evaluate, kmeans_args
-from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, write_json
-from .method import BaselineMethod, Method, NonFiniteLossError
+from .checkpoint import (CHECKPOINT, ensure_writable_dir, load_checkpoint, remove_partial_files, save_checkpoint,
+                         write_json)
+from .method import METHOD_REGISTRY, Method, NonFiniteLossError
 from .schedule import lr_scale
 
-METHODS = ("baseline", "hdml", "hdc")
+# Config keys that are NOT part of a run's identity: they may change when a run is resumed.
+NOT_IDENTITY = frozenset({
+    "name", "train.progress", "train.out_dir", "train.device", "train.threads", "train.eval_every",
+    "train.ckpt_every", "train.eval_batch", "train.kmeans_restarts", "train.kmeans_seed",
+    "data.root", "data.num_workers", "data.cache", "data.skip_corrupt",
+})
 
 
 def build_method(cfg: Config, num_classes: int, in_channels: int, device: torch.device,
                  steps_per_epoch: int | None = None) -> Method:
-    """baseline | hdml | hdc -> a Method (see training/method.py for the contract).
+    """``train.method`` -> a Method from ``METHOD_REGISTRY`` (see training/method.py for the
+    contract; ``@register_method(name)`` adds one).
 
-    steps_per_epoch: training-set size // batch size (HDML's per-epoch J_avg, paper form).
+    steps_per_epoch: training-set size // batch size (HDML's per-epoch J_avg, paper form);
+    passed to methods whose constructor takes it.
     """
     name = cfg.train.method
-    if name == "baseline":
-        return BaselineMethod(cfg, num_classes, in_channels, device)
-    if name == "hdml":
-        from ..hdml.method import HDMLMethod
+    cls = METHOD_REGISTRY.get(name)
+    if cls is None:
+        raise ConfigError(f"train.method={name!r}; expected one of {', '.join(sorted(METHOD_REGISTRY))}")
+    kwargs = {}
+    if steps_per_epoch is not None and "steps_per_epoch" in inspect.signature(cls).parameters:
+        kwargs["steps_per_epoch"] = steps_per_epoch
+    return cls(cfg, num_classes, in_channels, device, **kwargs)
 
-        return HDMLMethod(cfg, num_classes, in_channels, device, steps_per_epoch=steps_per_epoch)
-    if name == "hdc":
-        from ..hdc.method import HDCMethod
 
-        return HDCMethod(cfg, num_classes, in_channels, device)
-    raise ConfigError(f"train.method={name!r}; expected one of {', '.join(METHODS)}")
+def identity_diff(saved: dict, cfg: Config) -> list[str]:
+    """Identity keys (all but ``NOT_IDENTITY``) whose value in ``cfg`` differs from the saved
+    config dict, as ``"key=saved -> now"``. A key missing from an older checkpoint counts as
+    its default."""
+    now, default = to_dict(cfg), to_dict(Config())
+    out = []
+    for sec, sub in now.items():
+        items = sub.items() if isinstance(sub, dict) else [(None, sub)]
+        for k, v in items:
+            key = f"{sec}.{k}" if k is not None else sec
+            if key in NOT_IDENTITY:
+                continue
+            if k is None:
+                old = saved.get(sec, default[sec])
+            else:
+                old = saved.get(sec, {}).get(k, default[sec].get(k))
+            if old != v:
+                out.append(f"{key}={old!r} -> {v!r}")
+    return out
 
 
 def ks_for(cfg: Config) -> tuple[int, ...]:
@@ -68,16 +113,21 @@ class RunResult:
     train_s: float
 
 
+def _snapshot_buffers(method: Method) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Copies of every module buffer (BatchNorm running stats, ...): a failed step's forward
+    pass has already moved them when its loss turns out non-finite."""
+    return [(b, b.detach().clone()) for m in method.modules.values() for b in m.buffers()]
+
+
+def _restore_buffers(snapshot: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    with torch.no_grad():
+        for buf, saved in snapshot:
+            buf.copy_(saved)
+
+
 def seed_step(seed: int, step: int) -> None:
     """Seed torch's global RNG for this step (random crops, dropout): resumable and reproducible."""
     torch.manual_seed((seed * 1_000_003 + step) % (2**63 - 1))
-
-
-def _fetch(ds, indices: list[int]):
-    items = [ds[i] for i in indices]
-    x = torch.stack([it[0] for it in items])
-    y = torch.tensor([it[1] for it in items], dtype=torch.long)
-    return x, y
 
 
 def _eval_datasets(cfg: Config, in_ch: int) -> dict:
@@ -88,18 +138,36 @@ def _eval_datasets(cfg: Config, in_ch: int) -> dict:
     return out
 
 
-def train(cfg: Config, resume: bool = True, eval_sets: dict | None = None) -> RunResult:
-    """Train ``cfg`` and evaluate the final model on the test classes. Returns a RunResult."""
+def train(cfg: Config, resume: bool = True, eval_sets: dict | None = None, callback=None) -> RunResult:
+    """Train ``cfg`` and evaluate the final model on the test classes. Returns a RunResult.
+
+    callback: optional ``callback(step, method, x, labels, logs)`` called after every step.
+    """
+    validate(cfg)
     device = pick_device(cfg.train.device)
     out = Path(cfg.train.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    in_ch = input_channels(cfg.data.dataset, cfg.model.backbone)
-    train_ds = load_dataset(cfg.data, "train", in_channels=in_ch)
-    if train_ds.skipped:
-        print(f"skipped {len(train_ds.skipped)} unreadable image(s), e.g. {train_ds.skipped[0]}")
+    existed = out.exists()
+    threads_before = torch.get_num_threads()
+    print(apply_threads(cfg.train.threads, device))
+    try:
+        return _train(cfg, resume, eval_sets, callback, device, out)
+    except BaseException:
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a failed start leaves no empty folder behind
+        raise
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(cfg: Config, resume: bool, eval_sets: dict | None, callback, device: torch.device,
+           out: Path) -> RunResult:
+    in_ch = input_channels(cfg.data.dataset, cfg.model.backbone, cfg.data.channels)
+    train_ds = load_dataset(cfg.data, "train", in_channels=in_ch)   # pre-flight: every image's header
     eval_sets = eval_sets if eval_sets is not None else _eval_datasets(cfg, in_ch)
+    for line in split_report({"train": train_ds, **eval_sets}):    # skipped images, 1-image classes
+        print(line)
     sampler = make_sampler(cfg.data.sampler, train_ds.labels, cfg.data.batch_classes,
-                           cfg.data.images_per_class, seed=cfg.train.seed)
+                           cfg.data.images_per_class, seed=cfg.train.seed, warn=False)
 
     torch.manual_seed(cfg.train.seed)
     np.random.seed(cfg.train.seed)
@@ -109,16 +177,24 @@ def train(cfg: Config, resume: bool = True, eval_sets: dict | None = None) -> Ru
     history = {"train": [], "eval": []}
     start, elapsed = 0, 0.0
     ckpt_path = out / CHECKPOINT
-    if resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, map_location=device)
-        if state["config"] != to_dict(cfg):
-            diff = [f"{s}.{k}" for s, sub in to_dict(cfg).items() if isinstance(sub, dict)
-                    for k, v in sub.items() if state["config"].get(s, {}).get(k) != v]
-            raise ConfigError(f"{ckpt_path} was written with a different config (differs in: {', '.join(diff)}); "
-                              f"use another train.out_dir or delete the checkpoint to start over")
-        method.load_state_dict(state["method"])
+    if resume and (ckpt_path.exists() or ckpt_path.is_symlink()):
+        state = load_checkpoint(ckpt_path, map_location=device, purpose="resume")
+        diff = identity_diff(state["config"], cfg)
+        if diff:
+            raise ConfigError(f"{ckpt_path} belongs to a run with other settings ({'; '.join(diff)}); "
+                              f"to resume it keep those values, else use another train.out_dir or "
+                              f"--no-resume to start over (overwrites it)")
+        try:
+            method.load_state_dict(state["method"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise ConfigError(f"{ckpt_path} does not fit the model of this config ({type(exc).__name__}: "
+                              f"{first[:300]}); use another train.out_dir or --no-resume to start over") from None
         history, start, elapsed = state["history"], state["step"], state.get("train_s", 0.0)
         print(f"resumed from {ckpt_path} at step {start}")
+    ensure_writable_dir(out, "train.out_dir")
+    for name in (CHECKPOINT, "history.json", "metrics.json"):
+        remove_partial_files(out / name)   # leftovers of a write interrupted by a kill
 
     def checkpoint(step: int) -> None:
         save_checkpoint(ckpt_path, {"config": to_dict(cfg), "step": step, "method": method.state_dict(),
@@ -133,6 +209,7 @@ def train(cfg: Config, resume: bool = True, eval_sets: dict | None = None) -> Ru
 
     kill_at = int(os.environ.get("HDML_KILL_AT_STEP", "-1"))  # test hook: simulate a crash
     steps = cfg.train.steps
+    batches = TrainBatches(train_ds, sampler, cfg.data, in_ch, cfg.train.seed, device, start, steps)
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=cfg.name, disable=not cfg.train.progress)
     t0 = time.perf_counter()
     for step in bar:
@@ -140,15 +217,18 @@ def train(cfg: Config, resume: bool = True, eval_sets: dict | None = None) -> Ru
             os.kill(os.getpid(), signal.SIGKILL)
         method.set_lr_scale(lr_scale(step, cfg.optim.milestones, cfg.optim.gamma))
         seed_step(cfg.train.seed, step)
-        x, y = _fetch(train_ds, sampler.batch(step))
-        x, y = x.to(device, non_blocking=True), y.to(device)
+        x, y = batches.get(step)              # on device; crops/flips seeded by (seed, step)
+        buffers = _snapshot_buffers(method)   # BatchNorm running stats move in the forward pass
         try:
             logs = method.train_step(x, y, step)
         except NonFiniteLossError as exc:
             elapsed += time.perf_counter() - t0
+            _restore_buffers(buffers)          # so the checkpoint is exactly the state after step - 1
             checkpoint(step)
             raise NonFiniteLossError(f"{exc} Checkpoint of the last good state saved to {ckpt_path}.") from exc
         history["train"].append({"step": step, **logs})
+        if callback is not None:
+            callback(step, method, x, y, logs)
         bar.set_postfix(loss=f"{logs['loss']:.4g}")
         done = step + 1
         if cfg.train.eval_every and done % cfg.train.eval_every == 0 and done < steps:
