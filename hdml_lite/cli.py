@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -163,6 +164,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:   # e.g. `python -m hdml_lite config | head`: the reader is gone, nothing to say
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except (ConfigError, OSError, ValueError, FloatingPointError, RuntimeError) as exc:
         text = " ".join(str(exc).split()) or type(exc).__name__   # always one line
         print(f"error: {text}", file=sys.stderr)

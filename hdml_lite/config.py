@@ -282,7 +282,7 @@ VALUE_RULES: dict[str, tuple] = {
                          "a flat list of numbers >= 0, one per head, e.g. [1,1,1]"),
     "hdc.head_dim": (lambda v: v > 0, _POSITIVE),
     "hdc.neg_factor": (lambda v: v >= 0, "a number >= 0"),
-    "optim.lr": (lambda v: v > 0, "a learning rate > 0"),
+    "optim.lr": (lambda v: 0 < v <= 100, "a learning rate in (0, 100]"),
     "optim.head_lr_mult": (lambda v: v > 0, "a number > 0"),
     "optim.weight_decay": (lambda v: v >= 0, "a number >= 0"),
     "optim.wd_loss": (lambda v: v >= 0, "a number >= 0"),

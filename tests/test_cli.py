@@ -205,3 +205,22 @@ def test_eval_checkpoint_that_does_not_fit_the_model(tmp_path, capsys):
                                                              "optimizers": {}}}, tmp_path / "odd.pt")
     assert main(["eval", "--checkpoint", str(tmp_path / "odd.pt")]) == 2
     assert "does not fit the baseline model built from its config" in _one_error_line(capsys)
+
+
+def test_non_finite_loss_is_one_line_and_keeps_the_checkpoint(tmp_path, capsys, monkeypatch):
+    import hdml_lite.losses as losses
+
+    real, calls = losses.metric_loss, {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        out = real(*a, **k)
+        return out * float("inf") if calls["n"] == 3 else out
+
+    monkeypatch.setattr(losses, "metric_loss", flaky)
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "lab_npair", *TINY, "train.eval_every=0", f"train.out_dir={out}"]) == 2
+    err = _one_error_line(capsys)
+    assert "non-finite loss term 'j_m'" in err and "at step 2" in err and "no update was applied" in err
+    assert f"Checkpoint of the last good state saved to {out / 'checkpoint.pt'}" in err
+    assert (out / "checkpoint.pt").is_file()
