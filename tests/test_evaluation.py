@@ -104,6 +104,18 @@ def test_block_size_adapts_to_n():
         assert 0 < c <= max(n, 1) and -(-n // c) == max(1, round(n / 1024))
 
 
+def test_passing_entries_match_a_full_comparison():
+    g = torch.Generator().manual_seed(12)
+    b = torch.randn(40, 30, generator=g)
+    for scale in (3.0, 1.5, 0.0):  # few rows/columns hot, some, all
+        for dim, n in ((1, 40), (0, 30)):
+            thr = scale + 0.3 * torch.randn(n, generator=g)
+            thr[::7] = float("inf")  # queries without a positive
+            r, c = retrieval_module._passing(b, thr, dim)
+            want = (b >= (thr[:, None] if dim == 1 else thr[None, :])).nonzero(as_tuple=True)
+            assert sorted(zip(r.tolist(), c.tolist())) == sorted(zip(want[0].tolist(), want[1].tolist()))
+
+
 def test_bad_embeddings_many_negatives_above_the_last_positive(monkeypatch):
     # Noisy embeddings: most negatives rank above some positive (many entries pass the threshold),
     # small classes and large ones mixed; blocks of several sizes, all exact.

@@ -21,13 +21,16 @@ each block serves its rows' queries and its columns' queries: about half the
 matmuls). Items are sorted by class and blocks start at class boundaries, so a
 query's positives all lie in its diagonal block (read from there first) and the
 other blocks hold only negatives.
-A negative less similar than all of q's positives changes no m_i, so a block only
-yields its entries at least as similar as the query's LAST positive (a comparison
-with one threshold per row or column); each such entry v adds one to bin
+A block only yields its entries at least as similar as a per-query threshold (rows or
+columns whose maximum is below it are skipped); each such entry v adds one to bin
 j = #{positives of q more similar than v} of q's histogram, and m = cumsum of the
-histogram. No top-k, no sort, no loop over queries; the counts are exact, so
-Recall@K holds for any K (e.g. 1000) and needs no top-K list. Blocks are sized
-from N (about 1,024 rows: a block and its operands stay in the CPU cache).
+histogram. The threshold starts at q's LAST positive (a negative below all positives
+changes no m_i) and rises as counts accumulate: a positive whose rank i + m_i already
+exceeds R is out of the top R for good, so only negatives above the last positive still
+inside the top R matter, plus those above the best positive while that count is below
+max(ks) (Recall@K). So few entries pass, whatever N. No top-k, no sort, no loop over
+queries. Blocks are sized from N (about 1,024 rows: a block and its operands stay in
+the CPU cache).
 
 Ties: metrics use similarity values only (never indices), and a negative exactly
 as similar as a positive counts as ranked BEFORE it (ties count against the
@@ -126,6 +129,41 @@ def _class_aligned_bounds(class_start: torch.Tensor, n: int, chunk: int) -> list
 COUNT_BUDGET = 2 ** 22  # entries x R_max compared at once in ``_count_into`` (memory bound)
 
 
+def _thresholds(hist: torch.Tensor, pos: torch.Tensor, r: torch.Tensor, k_max: int) -> torch.Tensor:
+    """Per query, the lowest similarity a negative must reach to still matter (rows of one block).
+
+    hist (c, R_max) counts so far, pos (c, R_max) positives best first, r (c,) R per query.
+    A positive is alive while its rank i + m_i <= R (ranks only grow as negatives are counted;
+    alive positives form a prefix). Negatives below the last alive positive change no alive
+    m_i, and a dead positive stays out of the top R whatever else is counted. Recall@K also
+    needs m_0 exactly up to max(ks): while m_0 < k_max the threshold stays <= the best positive.
+    -> (c,): the last alive positive; else the best positive while m_0 < k_max; else +inf.
+    """
+    m = hist.cumsum(1)
+    i = torch.arange(1, hist.shape[1] + 1, device=hist.device)
+    n_alive = ((i <= r[:, None]) & (i + m <= r[:, None])).sum(1)
+    last = pos.gather(1, (n_alive - 1).clamp_min(0)[:, None]).squeeze(1)
+    inf = torch.full_like(last, torch.inf)
+    thr = torch.where(n_alive > 0, last, torch.where(m[:, 0] < k_max, pos[:, 0], inf))
+    return torch.where(r > 0, thr, inf)
+
+
+def _passing(b: torch.Tensor, thr: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (r, c) of the entries of block b (ci, cj) >= their query's threshold, the queries being
+    the rows (dim=1, thr (ci,)) or the columns (dim=0, thr (cj,)). Rows / columns whose maximum is
+    below the threshold are skipped first (one max-reduction), so the full comparison runs only
+    on the few "hot" ones."""
+    hot = (b.amax(dim=dim) >= thr).nonzero().squeeze(1)
+    if len(hot) * 2 > len(thr):  # most are hot: compare the whole block
+        mask = b >= (thr[:, None] if dim == 1 else thr[None, :])
+        return mask.nonzero(as_tuple=True)
+    if dim == 1:
+        r, c = (b[hot] >= thr[hot, None]).nonzero(as_tuple=True)
+        return hot[r], c
+    r, c = (b[:, hot] >= thr[None, hot]).nonzero(as_tuple=True)
+    return r, hot[c]
+
+
 def _count_into(hist: torch.Tensor, q: torch.Tensor, v: torch.Tensor, pos: torch.Tensor) -> None:
     """hist[q_e, j_e] += 1 for entries e, with j_e = #{positives of q_e more similar than v_e}.
 
@@ -180,8 +218,9 @@ def retrieval_metrics(emb, labels, ks: Sequence[int] = (1, 2, 4, 8), device=None
     bounds = _class_aligned_bounds(start, n, chunk)
     offs = torch.arange(r_max + 1, device=dev)
     pos = torch.empty(n, r_max, dtype=e.dtype, device=dev)  # i-th positive, best first, -inf padded
-    thr = torch.empty(n, dtype=e.dtype, device=dev)  # the query's last positive (+inf: no positive)
+    thr = torch.empty(n, dtype=e.dtype, device=dev)  # negatives below thr[q] cannot matter to q
     hist = torch.zeros(n, r_max, dtype=torch.long, device=dev)
+    k_max = ks[-1]
     # Pass A, diagonal blocks: positives, thresholds, and the negatives of the block.
     for a, z in zip(bounds[:-1], bounds[1:]):
         b = e[a:z] @ e[a:z].T  # (c, c) similarities
@@ -190,22 +229,25 @@ def retrieval_metrics(emb, labels, ks: Sequence[int] = (1, 2, 4, 8), device=None
         ok = (offs < size_q[a:z, None]) & (idx != rows[:, None])
         p = b.gather(1, idx.clamp(max=z - a - 1)).masked_fill(~ok, NEG_INF)
         pos[a:z] = p.sort(dim=1, descending=True).values[:, :r_max]
-        thr[a:z] = torch.where(valid[a:z], pos[a:z].gather(1, (r_q[a:z] - 1).clamp_min(0)[:, None]).squeeze(1),
-                               torch.inf)
+        thr[a:z] = _thresholds(hist[a:z], pos[a:z], r_q[a:z], k_max)  # the last positive, at first
         _mask_same_class(b, lab[a:z], lab[a:z])
-        r, c = (b >= thr[a:z, None]).nonzero(as_tuple=True)
+        r, c = _passing(b, thr[a:z], dim=1)
         _count_into(hist, a + r, b[r, c], pos)
+        thr[a:z] = _thresholds(hist[a:z], pos[a:z], r_q[a:z], k_max)
     # Pass B, the upper-triangle off-diagonal blocks: negatives only, for the rows' queries and
     # (S is symmetric) the columns' queries.
     for bi, (a, z) in enumerate(zip(bounds[:-1], bounds[1:])):
         for a2, z2 in zip(bounds[bi + 1:-1], bounds[bi + 2:]):
             b = e[a:z] @ e[a2:z2].T  # (ci, cj)
-            r, c = (b >= thr[a:z, None]).nonzero(as_tuple=True)
+            r, c = _passing(b, thr[a:z], dim=1)
             _count_into(hist, a + r, b[r, c], pos)
-            r, c = (b >= thr[None, a2:z2]).nonzero(as_tuple=True)
+            r, c = _passing(b, thr[a2:z2], dim=0)
             _count_into(hist, a2 + c, b[r, c], pos)
+            thr[a:z] = _thresholds(hist[a:z], pos[a:z], r_q[a:z], k_max)  # thresholds only rise
+            thr[a2:z2] = _thresholds(hist[a2:z2], pos[a2:z2], r_q[a2:z2], k_max)
 
-    # m[q, i] = negatives >= i-th positive (exact); rank of the i-th positive = i + m.
+    # m[q, i] = negatives >= i-th positive: exact for the positives inside the top R, and for
+    # i = 0 up to max(ks); a positive out of the top R stays out (see _thresholds).
     m = hist.cumsum(1)  # (N, R_max)
     i = torch.arange(1, r_max + 1, device=dev)
     rank = i + m  # (N, R_max) rank of the i-th positive
