@@ -12,7 +12,7 @@ Budgets (the lab presets are sized for a GPU or for the results/ study, not for 
           or anywhere with ``HDML_BUDGET=full``.
 - "cpu":  100 steps, 16 images per class (train and test), a narrower CNN (width 16), N-pair
           batches of 16 classes, an evaluation every 20 steps (5 points per learning curve):
-          about one to two minutes per run on 2 CPU cores.
+          about 20-30 s per run on one CPU thread (lab presets, pretrained CNN; measured).
 - "fast": seconds (HDML_FAST=1): 12 classes x 8 images, 6 steps, tiny networks (a pretrained
           CNN keeps its width: the shipped weights fix it).
 
@@ -104,5 +104,5 @@ def describe_budget(budget: str, preset: str = "lab_hdml_npair") -> str:
     classes = f"{cfg.data.max_classes} classes" if cfg.data.max_classes else "all classes"
     size = f"{cfg.train.steps} steps, {classes}, {per}, CNN width {cfg.model.width}"
     return {"fast": f"FAST mode (HDML_FAST=1): {size}; numbers are meaningless, the code path is real.",
-            "cpu": f"CPU budget: {size} (1-2 minutes per run on 2 cores).",
+            "cpu": f"CPU budget: {size} (about 20-30 s per run on one CPU thread).",
             "full": f"full lab preset {preset}: {size}."}[budget]
