@@ -103,7 +103,8 @@ def _mask_same_class(b: torch.Tensor, la: torch.Tensor, lb: torch.Tensor) -> Non
     sub.masked_fill_(la[r0:r1, None] == lb[None, c0:c1], NEG_INF)
 
 
-BLOCK = 1024  # target block size (rows) of the similarity pass when ``chunk`` is None
+BLOCK = 1024  # target block size (rows) of the similarity pass when ``chunk`` is None (CPU: cache-sized)
+BLOCK_GPU = 8192  # on an accelerator: fewer, larger kernels
 
 
 def block_size(n: int, target: int = BLOCK) -> int:
@@ -184,8 +185,8 @@ def retrieval_metrics(emb, labels, ks: Sequence[int] = (1, 2, 4, 8), device=None
     emb: (N, D) embeddings (L2-normalised here); labels: (N,) class ids.
     Returns {"r1": ..., "r2": ..., "map_r": ..., "r_precision": ...} (keys r{K} follow ks);
     NaN if no query has a positive. Runs on ``device`` (default: the embeddings' device).
-    ``chunk``: rows per block of the similarity pass (None: ``block_size(N)``); results do not
-    depend on it.
+    ``chunk``: rows per block of the similarity pass (None: ``block_size(N)``, larger blocks on a
+    GPU); results do not depend on it.
     """
     ks = sorted({int(k) for k in ks})
     e = _normalise(emb, device)
@@ -194,7 +195,7 @@ def retrieval_metrics(emb, labels, ks: Sequence[int] = (1, 2, 4, 8), device=None
     n = e.shape[0]
     if len(lab) != n:
         raise ValueError(f"{n} embeddings but {len(lab)} labels")
-    chunk = block_size(n) if chunk is None else int(chunk)
+    chunk = block_size(n, BLOCK if dev.type == "cpu" else BLOCK_GPU) if chunk is None else int(chunk)
     if chunk < 1:
         raise ValueError(f"chunk must be a positive number of rows, got {chunk}")
     if not ks or ks[0] < 1:
