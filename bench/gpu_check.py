@@ -4,8 +4,9 @@
     python bench/gpu_check.py --steps 3 --tiny     # a CPU smoke run of the same script (seconds)
     python bench/gpu_check.py --weights googlenet-1378be20.pth   # start from ImageNet weights (a local file)
 
-One prepared script for a machine with a GPU (run it there as is; it needs no network and no
-dataset). It writes a synthetic CUB-200-2011 (``CUB_200_2011/images.txt``,
+One prepared script for a machine with a GPU (run it there as is; it needs no network, no
+dataset and no install: it imports the kit from this checkout), e.g. on a lent machine
+``python3 bench/gpu_check.py --json $OUT/gpu_check.json`` (a few minutes). It writes a synthetic CUB-200-2011 (``CUB_200_2011/images.txt``,
 ``image_class_labels.txt``, ``classes.txt``, ``images/<class>/<file>.jpg``; 200 classes, JPEGs of
 CUB's typical 500 x 375 size) into a temporary folder, then trains each preset through the
 kit's own trainer (``hdml_lite.training.trainer.train``) with its real data pipeline, and records
