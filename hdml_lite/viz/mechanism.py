@@ -25,6 +25,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 
 from .palette import color_for
 from .plots import moving_average, save_figure
@@ -67,8 +68,7 @@ def plot_mechanism(histories: dict, path: str | Path | None = None, title: str =
                 xs, ys = moving_average(steps, vals, light_window(len(vals)))
                 if log:
                     ys = np.maximum(ys, 1e-12)
-                name = label if len(keys) == 1 else f"{label}: {key}"
-                ax.plot(xs, ys, color=colours[label], ls=ls, lw=1.6, label=name)
+                ax.plot(xs, ys, color=colours[label], ls=ls, lw=1.6, label=label if k == 0 else "_" + label)
                 drawn += 1
         if drawn == 0:
             ax.text(0.5, 0.5, "not logged by these runs", ha="center", va="center", transform=ax.transAxes,
@@ -84,7 +84,11 @@ def plot_mechanism(histories: dict, path: str | Path | None = None, title: str =
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         if drawn:
-            ax.legend(fontsize=6.5)
+            handles, names = ax.get_legend_handles_labels()
+            if len(keys) > 1:                      # which line style is which series
+                handles += [Line2D([], [], color="0.3", ls=ls) for _, ls in keys]
+                names += [key for key, _ in keys]
+            ax.legend(handles, names, fontsize=6.5)
     fig.suptitle(title)
     fig.tight_layout()
     if path is not None:
