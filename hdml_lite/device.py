@@ -33,9 +33,13 @@ def resolve_threads(requested: int, device: torch.device) -> int:
     """``train.threads`` -> the number of CPU threads for torch in this run.
 
     requested > 0: that number. 0 (auto): 1 on CPU, where runs usually go side by side
-    (a study, the demo, other users) and a single thread per process gives the best total
-    throughput on a small shared machine (measured: see the training helper's notes in
-    the trainer docstring); on CUDA, torch's own default (the CPU only feeds the GPU).
+    (a study, the demo, other users); on CUDA, torch's own default (the CPU only feeds the GPU).
+
+    Measured on 2 shared cores (lab_npair, 60 steps, training-loop seconds, other jobs running):
+    1 thread 13.9 s (two runs at once: 17.8 s each); 2 threads 146 s (two at once: 92 s each),
+    because idle OpenMP threads spin while the cores are busy; 2 threads with
+    OMP_WAIT_POLICY=PASSIVE 8.9 s (two at once: 5.3 s each) but ~15% more CPU time per step
+    than 1 thread (98 vs 82 ms). One thread: the least CPU per step and no spinning risk.
     """
     if requested > 0:
         return int(requested)

@@ -1,8 +1,14 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 from hdml_lite.cli import main
+
+from conftest import TINY
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,12 +47,6 @@ def test_eval_checkpoint(tmp_path, tiny_overrides, capsys):
 
 
 # ---- bad inputs: one line naming the value and what was expected, exit code 2, no traceback ----
-import os  # noqa: E402
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from conftest import TINY  # noqa: E402
 
 
 def _one_error_line(capsys) -> str:

@@ -114,7 +114,7 @@ def test_callback_sees_every_step_and_threads_line(tmp_path, tiny_overrides, cap
     assert {c[5] for c in calls} == {1}, "auto threads on CPU should be 1 during the run"
     assert torch.get_num_threads() == before, "the previous thread setting is restored"
     assert "threads: 1 (train.threads=0 -> auto)" in capsys.readouterr().out
-    res2 = train(apply_overrides(cfg, [f"train.out_dir={tmp_path / 'two'}", "train.threads=2"]),
+    train(apply_overrides(cfg, [f"train.out_dir={tmp_path / 'two'}", "train.threads=2"]),
                  callback=lambda *a: calls.append(torch.get_num_threads()))
     assert calls[-1] == 2 and "threads: 2 (train.threads=2 -> as set)" in capsys.readouterr().out
 
