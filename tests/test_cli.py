@@ -142,6 +142,7 @@ def test_eval_rejects_files_that_are_not_kit_checkpoints(tmp_path, capsys):
         err = _one_error_line(capsys)
         assert message in err, err
         assert "delete it" not in err, "eval must not tell the user to delete their file"
+        assert "weights_only" not in err, "never advise loading an unknown file with weights_only=False"
     # a kit checkpoint of a run trained without validation classes has no val split
     torch.save({"config": to_dict(Config()), "step": 0, "method": {}}, tmp_path / "noval.pt")
     assert main(["eval", "--checkpoint", str(tmp_path / "noval.pt"), "--split", "val"]) == 2

@@ -84,8 +84,12 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".strip().rstrip(":")
+    """``Type: reason`` in one line; for torch's weights-only errors, the paragraph naming the
+    cause (not torch's advice to load with weights_only=False)."""
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", str(exc).strip()) if p.strip()]
+    keep = [p for p in paragraphs if not p.startswith(("Weights only load failed", "Check the documentation"))]
+    text = (keep or paragraphs or [""])[0]
+    return f"{type(exc).__name__}: {text[:300]}".strip().rstrip(":")
 
 
 def load_checkpoint(path: Path, map_location="cpu", purpose: str = "eval", kit: bool = True) -> dict:
