@@ -33,6 +33,22 @@ def test_demo_fast_prints_table_and_plot(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "lab_npair" in r.stdout and "lab_hdml_npair" in r.stdout and "NMI" in r.stdout
     assert (out / "demo_curves.png").stat().st_size > 10_000
+    assert (out / "demo_mechanism.png").stat().st_size > 10_000
+    for line in ("1. classifier learns", "2. synthetics weigh", "3. pull factor adapts",
+                 "4. generator keeps hardness", "engaged (all four)"):
+        assert line in r.stdout
+
+
+def test_demo_runs_side_by_side_gives_the_same_numbers(tmp_path, capsys):
+    """The demo's two runs in two processes (one thread each) give the numbers they give in-process."""
+    from hdml_lite.demo import run_demo
+
+    apart = run_demo(fast=True, out_dir=str(tmp_path / "apart"), jobs=2)
+    assert "side by side" in capsys.readouterr().out
+    together = run_demo(fast=True, out_dir=str(tmp_path / "together"), jobs=1)
+    for name in together:
+        assert apart[name]["metrics"]["r1"] == pytest.approx(together[name]["metrics"]["r1"], abs=1e-6)
+        assert "acc_real" in apart[name]["history"]["train"][-1] or "hdml" not in name
 
 
 def test_eval_checkpoint(tmp_path, tiny_overrides, capsys):
