@@ -531,7 +531,7 @@ def test_describe_budget_reads_the_real_steps(monkeypatch):
     full = get_preset("lab_hdml_npair").train.steps
     assert f"{full} steps" in notebook.describe_budget("full")
     assert f"{get_preset('lab_npair').train.steps} steps" in notebook.describe_budget("full", "lab_npair")
-    assert "100 steps" in notebook.describe_budget("cpu") and "6 steps" in notebook.describe_budget("fast")
+    assert "400 steps" in notebook.describe_budget("cpu") and "6 steps" in notebook.describe_budget("fast")
     cpu = notebook.notebook_config("lab_hdml_npair", budget="cpu")
     assert cpu.train.steps // cpu.train.eval_every >= 5                  # learning curves with 5+ points
     monkeypatch.delenv("HDML_FAST", raising=False)
