@@ -1,5 +1,6 @@
 """Shared test settings: tests run on CPU, few threads, headless matplotlib."""
 import os
+from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("HDML_FAST", "1")
@@ -18,3 +19,33 @@ TINY = ["train.steps=6", "train.eval_every=3", "train.ckpt_every=2", "data.max_c
 @pytest.fixture
 def tiny_overrides(tmp_path):
     return TINY + [f"train.out_dir={tmp_path / 'run'}"]
+
+
+REPO = Path(__file__).resolve().parents[1]
+TOP_SKIP = {"runs", "build", "data"}                   # top-level folders of outputs and datasets
+SKIP_DIRS = {"__pycache__", "venv", "env"}          # anywhere, as are hidden folders
+
+
+def repo_files(*suffixes: str) -> list[Path]:
+    """Files of the repository with these suffixes, skipping hidden folders, runs, caches, venvs."""
+    out = []
+    for folder, dirs, names in os.walk(REPO):
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.startswith(".") and not d.endswith(".egg-info")
+                   and not (Path(folder) == REPO and d in TOP_SKIP)]
+        out += [Path(folder) / n for n in names if Path(n).suffix in suffixes]
+    return sorted(out)
+
+
+def make_flaky_metric_loss(monkeypatch, at_call: int, factor: float) -> None:
+    """Patch ``hdml_lite.losses.metric_loss`` so that its ``at_call``-th call returns the loss
+    times ``factor`` (inf or nan): a non-finite loss at a known step."""
+    import hdml_lite.losses as losses
+
+    real, calls = losses.metric_loss, {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        out = real(*a, **k)
+        return out * factor if calls["n"] == at_call else out
+
+    monkeypatch.setattr(losses, "metric_loss", flaky)

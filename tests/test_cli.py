@@ -8,7 +8,7 @@ import torch
 
 from hdml_lite.cli import main
 
-from conftest import TINY
+from conftest import TINY, make_flaky_metric_loss
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -225,16 +225,7 @@ def test_eval_checkpoint_that_does_not_fit_the_model(tmp_path, capsys):
 
 
 def test_non_finite_loss_is_one_line_and_keeps_the_checkpoint(tmp_path, capsys, monkeypatch):
-    import hdml_lite.losses as losses
-
-    real, calls = losses.metric_loss, {"n": 0}
-
-    def flaky(*a, **k):
-        calls["n"] += 1
-        out = real(*a, **k)
-        return out * float("inf") if calls["n"] == 3 else out
-
-    monkeypatch.setattr(losses, "metric_loss", flaky)
+    make_flaky_metric_loss(monkeypatch, at_call=3, factor=float("inf"))
     out = tmp_path / "run"
     assert main(["train", "--preset", "lab_npair", *TINY, "train.eval_every=0", f"train.out_dir={out}"]) == 2
     err = _one_error_line(capsys)

@@ -1,27 +1,17 @@
 """Citations: code, notebooks and docs cite the kit's own reference, docs/METHOD.md, by
 sections that exist (and never the maintainers' internal spec)."""
 import json
-import os
 import re
 from pathlib import Path
 
+from conftest import repo_files as _files
+
 REPO = Path(__file__).resolve().parents[1]
 SPEC = "HDML" + "_SPEC"          # the maintainers' internal spec (spelled so this file does not match)
-TOP_SKIP = {"runs", "build", "data"}                   # top-level folders of outputs and datasets
-SKIP_DIRS = {"__pycache__", "venv", "env"}          # anywhere, as are hidden folders
 NUM = r"\d+(?:\.\d+)?"
 # "METHOD §1.4", "docs/METHOD.md §1.2, §1.3", "METHOD §1.2-§1.3", "METHOD §1.8 and §2"
 CITATION = re.compile(rf"METHOD(?:\.md)?,? (§{NUM}(?:(?:/|-|, | and | or )§{NUM})*)")
 
-
-def _files(*suffixes: str) -> list[Path]:
-    """Files of the repository with these suffixes, skipping hidden folders, runs, caches, venvs."""
-    out = []
-    for folder, dirs, names in os.walk(REPO):
-        dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.startswith(".") and not d.endswith(".egg-info")
-                   and not (Path(folder) == REPO and d in TOP_SKIP)]
-        out += [Path(folder) / n for n in names if Path(n).suffix in suffixes]
-    return sorted(out)
 
 
 def _text(path: Path) -> str:

@@ -2,17 +2,16 @@
 every imported package declared, CI in a fresh environment, and one repository URL."""
 import ast
 import json
-import os
 import re
 import sys
 import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
+from conftest import repo_files as _files
+
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
-TOP_SKIP = {"runs", "build", "data"}                   # top-level folders of outputs and datasets
-SKIP_DIRS = {"__pycache__", "venv", "env"}          # anywhere, as are hidden folders
 
 
 def _dist(requirement: str) -> str:
@@ -27,15 +26,6 @@ def _env_pip_deps() -> list[str]:
     deps = re.findall(r"^\s+-\s+(\S.*)$", pip_block, flags=re.M)
     return [d.strip() for d in deps if not d.startswith("-e")]
 
-
-def _files(*suffixes: str) -> list[Path]:
-    """Files of the repository with these suffixes, skipping hidden folders, runs, caches, venvs."""
-    out = []
-    for folder, dirs, names in os.walk(REPO):
-        dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.startswith(".") and not d.endswith(".egg-info")
-                   and not (Path(folder) == REPO and d in TOP_SKIP)]
-        out += [Path(folder) / n for n in names if Path(n).suffix in suffixes]
-    return sorted(out)
 
 
 def _notebook_code(path: Path) -> str:

@@ -14,7 +14,7 @@ from hdml_lite.training.checkpoint import load_checkpoint, save_checkpoint
 from hdml_lite.training.method import NonFiniteLossError
 from hdml_lite.training.trainer import train
 
-from conftest import TINY
+from conftest import TINY, make_flaky_metric_loss
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -213,16 +213,7 @@ def test_non_finite_checkpoint_is_the_last_good_state(tmp_path, tiny_overrides, 
     """The NaN at step 3 is raised before the update: the saved weights equal a clean 3-step run."""
     clean = train(apply_overrides(get_preset("lab_npair"), tiny_overrides + [
         "train.steps=3", f"train.out_dir={tmp_path / 'clean'}"]))
-    import hdml_lite.losses as losses
-
-    real, calls = losses.metric_loss, {"n": 0}
-
-    def flaky(*a, **k):
-        calls["n"] += 1
-        out = real(*a, **k)
-        return out * float("nan") if calls["n"] == 4 else out
-
-    monkeypatch.setattr(losses, "metric_loss", flaky)
+    make_flaky_metric_loss(monkeypatch, at_call=4, factor=float("nan"))
     cfg = apply_overrides(get_preset("lab_npair"), tiny_overrides + ["train.eval_every=0"])
     with pytest.raises(NonFiniteLossError):
         train(cfg)
