@@ -11,7 +11,7 @@ Budgets:
           or anywhere with ``HDML_BUDGET=full``.
 - "cpu":  the lab preset's steps (400 for ``lab_*``), batch and network, on 24 images per class
           (train and test), an evaluation every 80 steps (5 points per learning curve): about
-          45-55 s per run on one CPU thread (measured on a shared 2-core machine). Shorter runs
+          45-75 s per run on one CPU thread (measured on a shared 2-core machine). Shorter runs
           do not work: at 100 steps HDML's mechanism is not engaged (the classifier reaches
           about 20% on the training classes, the synthetic loss weighs about 0.2), while at
           400 steps all four conditions of ``hdml_lite.hdml.diagnostics.engagement`` hold
@@ -103,5 +103,5 @@ def describe_budget(budget: str, preset: str = "lab_hdml_npair") -> str:
     classes = f"{cfg.data.max_classes} classes" if cfg.data.max_classes else "all classes"
     size = f"{cfg.train.steps} steps, {classes}, {per}, CNN width {cfg.model.width}"
     return {"fast": f"FAST mode (HDML_FAST=1): {size}; numbers are meaningless, the code path is real.",
-            "cpu": f"CPU budget: {size} (about 45-55 s per run on one CPU thread, measured).",
+            "cpu": f"CPU budget: {size} (about 45-75 s per run on one CPU thread, measured).",
             "full": f"full lab preset {preset}: {size}."}[budget]
