@@ -337,7 +337,9 @@ def test_notebook_config_budgets_and_folders(tmp_path, monkeypatch):
     assert notebook.runs_dir() == tmp_path / "runs" and notebook.results_dir() == tmp_path / "res"
     cfg = notebook.notebook_config("lab_hdml_npair", "hdml.alpha=2", budget="cpu")
     assert cfg.train.out_dir.startswith(str(tmp_path / "runs" / "notebooks" / "cpu"))
-    assert cfg.hdml.alpha == 2.0 and cfg.train.steps == 100 and cfg.data.batch_classes == 16
+    preset = get_preset("lab_hdml_npair")           # the CPU budget keeps the preset's steps and batch
+    assert cfg.hdml.alpha == 2.0 and cfg.train.steps == preset.train.steps == 400
+    assert cfg.data.batch_classes == preset.data.batch_classes and cfg.data.max_per_class == 24
     assert notebook.notebook_config("lab_hdc", budget="cpu").data.batch_classes == 10
     full = notebook.notebook_config("lab_npair", budget="full")
     assert full.train.steps == get_preset("lab_npair").train.steps
