@@ -42,10 +42,17 @@ def _sampler_for(loss: str) -> str:
 #              ImageNet), fine-tuned until the baseline's validation R@1 plateaus. The kit's default.
 #   "scratch"  the first lab: 200 steps from random weights, about 1.5 epochs; nothing converges and
 #              HDML's mechanism never switches on (kept because the contrast is itself a lesson).
-# Values marked "study" were chosen on validation classes by ``python -m hdml_lite.study``.
+# Values marked "study" were chosen on validation classes by ``python -m hdml_lite.study lab``
+# (results/README.md, results/selection.csv): each method its own lr, alpha from a grid that spans
+# the pull factor, hdml.bn_stats and HDC's fractions.
 REGIMES = {
     "lab": dict(pretrained=True, steps=400, eval_every=100, ckpt_every=100, lr=1e-3,
-                alpha_npair=0.3, alpha_triplet=7.0, bn_stats="official"),
+                alpha_npair=1.32, alpha_triplet=7.1,                            # study
+                bn_stats="real", bn_stats_triplet="official",                   # study (N-pair only)
+                lrs=dict(contrastive=3e-4, triplet=3e-4, semihard=3e-4, lifted=3e-4, npair=3e-4,
+                         angular=1e-3, hdc=3e-4, contrastive_hdcbatch=3e-4,
+                         hdml_npair=1e-3, hdml_triplet=3e-4),                   # study
+                hdc_fractions=[1.0, 1.0, 1.0]),                                 # study
     "scratch": dict(pretrained=False, steps=200, eval_every=40, ckpt_every=50, lr=1e-3,
                     alpha_npair=90.0, alpha_triplet=30.0, bn_stats="official"),
 }
@@ -85,7 +92,8 @@ def lab(loss: str, method: str = "baseline", regime: str = "lab") -> Config:
         cfg.hdml.block = 20
         cfg.hdml.beta = 1e4
         cfg.hdml.gen_hidden = 512
-        cfg.hdml.bn_stats = r["bn_stats"]
+        cfg.hdml.bn_stats = r.get(f"bn_stats_{loss}", r["bn_stats"])
+    cfg.optim.lr = r.get("lrs", {}).get(f"{'hdml_' if method == 'hdml' else ''}{loss}", r["lr"])
     cfg.name = f"{regime}_{'hdml_' if method == 'hdml' else ''}{loss}"
     cfg.train.out_dir = f"runs/{cfg.name}"
     return cfg
@@ -97,6 +105,9 @@ def lab_hdc(regime: str = "lab") -> Config:
     cfg.train.method = "hdc"
     cfg.data.sampler, cfg.data.batch_classes, cfg.data.images_per_class = "m_per_class", 10, 6
     cfg.hdc.head_dim = 64
+    r = REGIMES[regime]
+    cfg.optim.lr = r.get("lrs", {}).get("hdc", r["lr"])
+    cfg.hdc.fractions = list(r.get("hdc_fractions", cfg.hdc.fractions))
     cfg.name = f"{regime}_hdc"
     cfg.train.out_dir = f"runs/{cfg.name}"
     return cfg
@@ -106,6 +117,8 @@ def lab_contrastive_hdc_batch(regime: str = "lab") -> Config:
     """Contrastive at HDC's batch (10 classes x 6): HDC's fair baseline."""
     cfg = lab("contrastive", regime=regime)
     cfg.data.batch_classes, cfg.data.images_per_class = 10, 6
+    r = REGIMES[regime]
+    cfg.optim.lr = r.get("lrs", {}).get("contrastive_hdcbatch", r["lr"])
     cfg.name = f"{regime}_contrastive_hdcbatch"
     cfg.train.out_dir = f"runs/{cfg.name}"
     return cfg
