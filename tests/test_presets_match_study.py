@@ -1,0 +1,26 @@
+"""The lab presets carry the values the study chose on validation classes (results/study.json):
+the README, the demo and the notebooks then run what the study validated."""
+import json
+from pathlib import Path
+
+import pytest
+
+from hdml_lite.presets import get_preset
+
+STUDY = Path(__file__).resolve().parents[1] / "results" / "study.json"
+
+
+@pytest.fixture(scope="module")
+def study():
+    return json.loads(STUDY.read_text())
+
+
+def test_lab_presets_use_the_studys_choices(study):
+    assert study["regime"] == "lab" and not study["fast"]
+    for key, lr in study["lr"].items():
+        assert get_preset(key).optim.lr == pytest.approx(lr), key
+    for key, alpha in study["alpha"].items():
+        assert get_preset(key).hdml.alpha == pytest.approx(alpha, rel=0.01), key
+    assert get_preset("lab_hdml_npair").hdml.bn_stats == study["bn_stats"]
+    assert get_preset("lab_hdc").hdc.fractions == pytest.approx(study["fractions"])
+    assert get_preset("lab_npair").train.steps == study["steps"]
