@@ -1,7 +1,7 @@
 """Command line: ``python -m hdml_lite {demo,train,eval,download,presets,config}``.
 
     python -m hdml_lite demo                                # the main job (embedded data, CPU minutes)
-    python -m hdml_lite train --preset lab_hdml_npair hdml.alpha=30 train.steps=300
+    python -m hdml_lite train --preset lab_hdml_npair hdml.alpha=1.0 train.steps=300
     python -m hdml_lite eval --checkpoint runs/lab_hdml_npair/checkpoint.pt
     python -m hdml_lite download cub --root data/
     python -m hdml_lite presets
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a preset (resumes from its checkpoint)")
     t.add_argument("--preset", default="lab_npair", help="preset name (see `presets`)")
     t.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
-    t.add_argument("overrides", nargs="*", help="config overrides key=value, e.g. hdml.alpha=30")
+    t.add_argument("overrides", nargs="*", help="config overrides key=value, e.g. hdml.alpha=1.0")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("eval", help="evaluate a checkpoint")
     e.add_argument("--checkpoint", required=True)

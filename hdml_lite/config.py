@@ -1,8 +1,8 @@
 """Dataclass configs: composable, saved inside every checkpoint, overridable by dotted key.
 
     cfg = get_preset("lab_npair")                       # a named preset (hdml_lite.presets)
-    cfg = apply_overrides(cfg, ["hdml.alpha=30", "train.steps=200"])
-    cfg.hdml.alpha                                      # 30.0
+    cfg = apply_overrides(cfg, ["hdml.alpha=1.0", "train.steps=200"])
+    cfg.hdml.alpha                                      # 1.0
 
 Unknown keys and values of the wrong type raise ``ConfigError`` naming the key,
 the value, and the valid keys.
@@ -238,7 +238,7 @@ def apply_overrides(cfg: Config, overrides: list[str] | dict | None) -> Config:
         parsed = []
         for o in overrides:
             if "=" not in o:
-                raise ConfigError(f"override {o!r} is not of the form key=value (e.g. hdml.alpha=30)")
+                raise ConfigError(f"override {o!r} is not of the form key=value (e.g. hdml.alpha=1.0)")
             k, v = o.split("=", 1)
             parsed.append((k.strip(), v))
         items = parsed
