@@ -256,7 +256,7 @@ def test_hdml_probe_distances(tmp_path):
 
 
 def test_hdc_probe_keeps_the_hardest_pairs(tmp_path):
-    cfg = _tiny("lab_hdc", tmp_path, "data.batch_classes=4", "hdc.head_dim=8")
+    cfg = _tiny("lab_hdc", tmp_path, "data.batch_classes=4", "hdc.head_dim=8", "hdc.fractions=[1,0.5,0.2]")
     run = mining.train_with_probes(cfg, mining.hdc_probe, probe_steps=[0, 3], evaluate_at_end=True)
     assert run.metrics is not None and 0 <= run.metrics["r1"] <= 1
     rec = run.probes[-1]
