@@ -11,7 +11,8 @@ import torch
 from hdml_lite.models import SmallCNN, build_backbone, build_metric_model
 from hdml_lite.models import lab_weights
 from hdml_lite.models.lab_weights import LAB_WEIGHTS, PretrainedWeightsError, lab_weights_path, load_lab_weights
-from hdml_lite.models.pretrain import random_crops
+from hdml_lite.data.transforms import augment_batch, build_transforms, crop_params, transform_spec
+from hdml_lite.models.pretrain import to_lab_input
 from hdml_lite.presets import get_preset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,13 +76,16 @@ def test_weights_file_cannot_run_code(tmp_path):
     assert not marker.exists()
 
 
-def test_random_crops_match_slicing():
-    x = torch.randn(5, 1, 36, 36)
-    crops = random_crops(x, 32, torch.Generator().manual_seed(3))
-    gen = torch.Generator().manual_seed(3)
-    oy, ox = torch.randint(0, 5, (5,), generator=gen), torch.randint(0, 5, (5,), generator=gen)
-    for b in range(5):
-        assert torch.equal(crops[b], x[b, :, oy[b]:oy[b] + 32, ox[b]:ox[b] + 32])
+def test_pretraining_inputs_are_the_lab_small_transform():
+    """The pretraining crops come from the lab's own batched transform: a centre crop of the
+    resized glyph, normalised to (x - 0.5) / 0.5, matches torchvision's ``small`` test transform."""
+    img = (torch.rand(1, 32, 32) * 255).to(torch.uint8)
+    x = to_lab_input(img.numpy())                                                   # (1, 1, 36, 36) in [0, 1]
+    top, left, flips = crop_params(None, 1, 36, 32, train=False, flip=False)
+    mean, std, _ = transform_spec("small")
+    ours = augment_batch(x, top, left, flips, 32, mean, std, out_channels=1)[0]
+    ref = build_transforms("small", train=False, resize=36, image_size=32, in_channels=1)(img.float() / 255)
+    assert ours.shape == ref.shape and torch.allclose(ours, ref, atol=1e-4)
 
 
 @pytest.mark.slow

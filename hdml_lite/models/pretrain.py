@@ -24,29 +24,16 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..data.transforms import augment_batch, crop_params, transform_spec
 from .backbones import SmallCNN
 
 
-def random_crops(x36: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
-    """One random ``size`` crop per image, batched. x36: (B, C, R, R) -> (B, C, size, size)."""
-    B, C, R, _ = x36.shape
-    oy = torch.randint(0, R - size + 1, (B,), generator=gen)
-    ox = torch.randint(0, R - size + 1, (B,), generator=gen)
-    ar = torch.arange(size)
-    rows = (oy[:, None] + ar)[:, None, :, None]                     # (B, 1, size, 1)
-    cols = (ox[:, None] + ar)[:, None, None, :]                     # (B, 1, 1, size)
-    b = torch.arange(B)[:, None, None, None]
-    c = torch.arange(C)[None, :, None, None]
-    return x36[b, c, rows, cols]
-
-
 def to_lab_input(images, resize: int = 36) -> torch.Tensor:
-    """uint8 (N, H, W) or (N, 1, H, W) glyphs -> float (N, 1, resize, resize), normalised like the
-    lab's ``small`` transform ((x - 0.5) / 0.5), resized once with antialiasing."""
+    """uint8 (N, H, W) or (N, 1, H, W) glyphs -> float (N, 1, resize, resize) in [0, 1], resized once
+    with antialiasing (the lab's ``small`` transform then crops and normalises)."""
     x = torch.as_tensor(np.asarray(images)).float().div_(255.0)
     x = x[:, None] if x.dim() == 3 else x
-    x = F.interpolate(x, size=(resize, resize), mode="bilinear", antialias=True, align_corners=False)
-    return (x - 0.5) / 0.5
+    return F.interpolate(x, size=(resize, resize), mode="bilinear", antialias=True, align_corners=False)
 
 
 def pretrain_small_cnn(width: int = 16, steps: int = 1500, batch: int = 128, lr: float = 2e-3,
@@ -67,18 +54,20 @@ def pretrain_small_cnn(width: int = 16, steps: int = 1500, batch: int = 128, lr:
     clf = torch.nn.Linear(net.feature_dim, ds.num_classes)
     opt = torch.optim.Adam(list(net.parameters()) + list(clf.parameters()), lr=lr)
     gen = torch.Generator().manual_seed(seed)
+    mean, std, _ = transform_spec("small")                          # (x - 0.5) / 0.5, no mirroring
     t0, ce_hist, acc_hist = time.perf_counter(), [], []
     for step in tqdm(range(steps), desc="pretrain", disable=not progress):
         for g in opt.param_groups:
             g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
         idx = torch.randint(0, len(y_all), (batch,), generator=gen)
-        x = random_crops(x_all[idx], 32, gen)
+        top, left, flips = crop_params(gen, batch, x_all.shape[-1], 32, train=True, flip=False)
+        x = augment_batch(x_all[idx], top, left, flips, 32, mean, std, out_channels=1)
         logits = clf(net(x))
         loss = F.cross_entropy(logits, y_all[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        ce_hist.append(float(loss))
+        ce_hist.append(float(loss.detach()))
         acc_hist.append(float((logits.argmax(1) == y_all[idx]).float().mean()))
     tail = max(1, steps // 10)
     info = {"classes": ds.num_classes, "images": len(y_all), "steps": steps, "width": width,
