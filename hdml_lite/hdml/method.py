@@ -135,29 +135,31 @@ class HDMLMethod(Method):
         y_recon, y_syn = y_all[:B], y_all[B:]                       # y' (B, F), y~ (M, F)
         z_syn = self.embed_synthetic(y_syn)                         # z~ (M, E): same g, train mode
 
+        logits_syn = self.classifier(y_syn) if h.softmax else None  # (M, C): the classifier scores y~
         parts = []
         if npair:
-            j_syn = npair_syn_loss(z_syn[:N], z_syn[N:].view(N, N, E), lc.l2_reg)
+            cand_syn = z_syn[N:].view(N, N, E)                      # (N, N, E) re-embedded candidates
+            j_syn = npair_syn_loss(z_syn[:N], cand_syn, lc.l2_reg)
             if h.softmax:
-                logits = self.classifier(y_syn)                     # (N + N*N, C)
-                parts = [(logits[N:], syn_labels[N:]), (logits[:N], syn_labels[:N])]
+                parts = [(logits_syn[N:], syn_labels[N:]), (logits_syn[:N], syn_labels[:N])]
         else:
             j_syn = triplet_loss(z_syn[:T], z_syn[T:2 * T], z_syn[2 * T:], margin=lc.margin,
                                  reduction=lc.reduction, squared=True)
             if h.softmax:
-                parts = [(self.classifier(y_syn), syn_labels)]
+                parts = [(logits_syn, syn_labels)]
         j_gen, j_recon, j_soft = generator_loss(y_recon, y, parts, h.lambda_, h.softmax_factor, h.form,
                                                 softmax=h.softmax, recon=h.recon)
         logits_real = self.classifier(y)                            # (B, C)
         ce_real = F.cross_entropy(logits_real, labels)
         j_metric = metric_objective(j_m, j_syn, h.beta, j_gen_avg)
         with torch.no_grad():                                       # diagnostics (METHOD §5)
-            diag = {"acc_real": accuracy(logits_real, labels),
-                    "acc_syn": accuracy(self.classifier(y_syn), syn_labels),
+            if logits_syn is None:                                  # softmax ablation: score them anyway
+                logits_syn = self.classifier(y_syn)
+            diag = {"acc_real": accuracy(logits_real, labels), "acc_syn": accuracy(logits_syn, syn_labels),
                     "pull_factor": pull_factor(h.alpha, j_avg)}
             if npair:
                 diag.update(hard_real=npair_hardness(a, p), hard_aug=npair_hardness(a, cand),
-                            hard_gen=npair_hardness(z_syn[:N], z_syn[N:].view(N, N, E)))
+                            hard_gen=npair_hardness(z_syn[:N], cand_syn))
             else:
                 diag.update(hard_real=triplet_hardness(a, p, n), hard_aug=triplet_hardness(a, p, n_hat),
                             hard_gen=triplet_hardness(z_syn[:T], z_syn[T:2 * T], z_syn[2 * T:]))
