@@ -49,7 +49,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .data import input_channels, load_dataset
+    from .data import config_channels, load_dataset
     from .device import pick_device
     from .evaluation import evaluate, kmeans_args
     from .training.checkpoint import load_checkpoint
@@ -69,7 +69,7 @@ def cmd_eval(args) -> int:
                           f"classes (data.val_classes=0), so there is no val split; expected --split test "
                           f"(or train with data.val_classes=0.2)")
     device = pick_device(cfg.train.device)
-    in_ch = input_channels(cfg.data.dataset, cfg.model.backbone, cfg.data.channels)
+    in_ch = config_channels(cfg)
     train_ds = load_dataset(cfg.data, "train", in_channels=in_ch)
     method = build_method(cfg, train_ds.num_classes, in_ch, device, steps_per_epoch=1)  # eval only
     try:

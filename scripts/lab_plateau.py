@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hdml_lite.config import apply_overrides  # noqa: E402
-from hdml_lite.data import input_channels, load_dataset  # noqa: E402
+from hdml_lite.data import config_channels, load_dataset  # noqa: E402
 from hdml_lite.presets import get_preset  # noqa: E402
 from hdml_lite.training.trainer import train  # noqa: E402
 
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
         f"optim.lr={a.lr:g}", f"train.steps={a.steps}", f"train.eval_every={a.every}", "train.ckpt_every=0",
         "data.val_classes=0.2", f"train.seed={a.seed}", "train.progress=false",
         f"train.out_dir=runs/plateau/{a.preset}_lr{a.lr:g}_s{a.seed}", *a.overrides])
-    val = load_dataset(cfg.data, "val", in_channels=input_channels(cfg.data.dataset, cfg.model.backbone),
+    val = load_dataset(cfg.data, "val", in_channels=config_channels(cfg),
                        train_transform=False)
     t0 = time.perf_counter()
     res = train(cfg, resume=False, eval_sets={"val": val})

@@ -288,3 +288,15 @@ def test_a_diverged_run_is_recorded_and_scored_zero(tmp_path, monkeypatch):
     assert Path(path) == lab.run_dir(run, s) and lab.is_done(run, s) and lab.is_failed(run, s)
     row = lab._val_row("select_lr", run, s)
     assert row["val_r1"] == 0.0 and row["val_nmi"] == 0.0           # loses every selection
+
+
+def test_study_eval_sets_follow_data_channels():
+    """The study's cached evaluation sets are built with the run's data.channels, as the trainer's."""
+    from hdml_lite.config import apply_overrides
+    from hdml_lite.presets import get_preset
+    from hdml_lite.study.lab import _eval_sets
+
+    cfg = apply_overrides(get_preset("scratch_npair"), ["data.channels=3", "data.max_classes=4",
+                                                        "data.max_per_class=2"])
+    x, _ = _eval_sets(cfg, ("test",))["test"][0]
+    assert x.shape[0] == 3

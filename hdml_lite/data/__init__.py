@@ -41,6 +41,12 @@ def input_channels(dataset: str, backbone: str, channels: int = 0) -> int:
     return read_channels(dataset, channels) if backbone == "small_cnn" else 3
 
 
+def config_channels(cfg) -> int:
+    """``input_channels`` of a whole Config (data.dataset, model.backbone, data.channels): what every
+    caller that holds a config should use, so that none forgets data.channels."""
+    return input_channels(cfg.data.dataset, cfg.model.backbone, cfg.data.channels)
+
+
 def _split_val(ds, fraction: float, seed: int = 0):
     """Carve a class-disjoint validation split off the training classes: (train, val)."""
     classes = np.unique(ds.labels)
@@ -109,5 +115,5 @@ def load_dataset(data_cfg, split: str, in_channels: int | None = None, train_tra
 
 __all__ = ["ArrayDataset", "ImageListDataset", "Split", "CorruptImageError", "relabel", "subset",
            "BatchRequestError", "NPairSampler", "TripletSampler", "MPerClassSampler", "make_sampler",
-           "build_transforms", "load_dataset", "data_root", "input_channels", "read_channels", "DATASET_NAMES",
+           "build_transforms", "load_dataset", "data_root", "input_channels", "config_channels", "read_channels", "DATASET_NAMES",
            "ImageCache", "open_cache", "split_report"]

@@ -20,7 +20,7 @@ HEADS = {-1: "concat", 1: "head1", 2: "head2", 3: "head3"}
 
 def _evaluate(run_dir: Path, eval_head: int) -> dict:
     from ..config import apply_overrides, from_dict
-    from ..data import input_channels, load_dataset
+    from ..data import config_channels, load_dataset
     from ..device import pick_device
     from ..evaluation import evaluate
     from ..training.checkpoint import load_checkpoint
@@ -28,7 +28,7 @@ def _evaluate(run_dir: Path, eval_head: int) -> dict:
 
     state = load_checkpoint(run_dir / "checkpoint.pt")
     cfg = apply_overrides(from_dict(state["config"]), [f"hdc.eval_head={eval_head}"])
-    in_ch = input_channels(cfg.data.dataset, cfg.model.backbone)
+    in_ch = config_channels(cfg)
     method = build_method(cfg, load_dataset(cfg.data, "train", in_channels=in_ch).num_classes, in_ch,
                           pick_device("cpu"))
     method.load_state_dict(state["method"])

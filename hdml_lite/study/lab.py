@@ -53,14 +53,14 @@ def _materialise(ds):
 
 def _eval_sets(cfg, splits) -> dict:
     """The evaluation sets of ``splits`` (METHOD §4), cached per process."""
-    from ..data import input_channels, load_dataset
+    from ..data import config_channels, load_dataset
 
-    in_ch = input_channels(cfg.data.dataset, cfg.model.backbone)
+    in_ch = config_channels(cfg)
     d = cfg.data
     out = {}
     for split in splits:
         key = (split, d.dataset, d.root, d.image_size, d.resize, d.transforms, d.val_classes, d.max_classes,
-               d.max_per_class, getattr(d, "channels", 0), in_ch)
+               d.max_per_class, d.channels, in_ch)
         if key not in _EVAL_CACHE:
             _EVAL_CACHE[key] = _materialise(load_dataset(d, split, in_channels=in_ch, train_transform=False))
         out[split] = _EVAL_CACHE[key]

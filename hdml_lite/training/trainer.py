@@ -44,7 +44,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import Config, ConfigError, to_dict, validate
-from ..data import input_channels, load_dataset, make_sampler, split_report
+from ..data import config_channels, load_dataset, make_sampler, split_report
 from ..data.pipeline import TrainBatches
 from ..device import apply_threads, pick_device
 from ..evaluation import evaluate, kmeans_args
@@ -126,7 +126,8 @@ def _restore_buffers(snapshot: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
 
 
 def seed_step(seed: int, step: int) -> None:
-    """Seed torch's global RNG for this step (random crops, dropout): resumable and reproducible."""
+    """Seed torch's global RNG for this step (dropout; crops and flips have their own (seed, step)
+    generator in data/pipeline.py): resumable and reproducible."""
     torch.manual_seed((seed * 1_000_003 + step) % (2**63 - 1))
 
 
@@ -161,7 +162,7 @@ def train(cfg: Config, resume: bool = True, eval_sets: dict | None = None, callb
 
 def _train(cfg: Config, resume: bool, eval_sets: dict | None, callback, device: torch.device,
            out: Path) -> RunResult:
-    in_ch = input_channels(cfg.data.dataset, cfg.model.backbone, cfg.data.channels)
+    in_ch = config_channels(cfg)
     train_ds = load_dataset(cfg.data, "train", in_channels=in_ch)   # pre-flight: every image's header
     eval_sets = eval_sets if eval_sets is not None else _eval_datasets(cfg, in_ch)
     for line in split_report({"train": train_ds, **eval_sets}):    # skipped images, 1-image classes
