@@ -98,79 +98,32 @@ def make_synthetic_cub(root: Path, n_classes: int = 200, per_class: int = 24, si
 
 # ---------------------------------------------------------------- timing hooks
 class DataWait:
-    """Accumulates the time spent getting each training batch: in the pipeline's
-    ``TrainBatches.get`` (the trainer waits there for the loader) or, in a trainer that fetches
-    batches itself, in ``trainer._fetch``; both are hooked when present (one of them is used)."""
+    """Accumulates the time the trainer spends waiting for each training batch, in the data
+    pipeline's ``TrainBatches.get`` (where it waits for the DataLoader)."""
 
     def __init__(self):
-        self.per_call, self.patched = [], []
+        from hdml_lite.data.pipeline import TrainBatches
 
-    def install(self) -> bool:
-        candidates = []
-        try:
-            from hdml_lite.data import pipeline
-            candidates.append((pipeline.TrainBatches, "get"))
-        except (ImportError, AttributeError):
-            pass
-        from hdml_lite.training import trainer
-        if hasattr(trainer, "_fetch"):
-            candidates.append((trainer, "_fetch"))
-        for owner, attr in candidates:
-            original = getattr(owner, attr)
-            setattr(owner, attr, self._timed(original))
-            self.patched.append((owner, attr, original))
-        return bool(self.patched)
+        self.per_call, self.original = [], TrainBatches.get
 
-    def _timed(self, fn):
+    def install(self) -> None:
+        from hdml_lite.data.pipeline import TrainBatches
+
+        original, per_call = self.original, self.per_call
+
         def timed(*a, **k):
             t = time.perf_counter()
             try:
-                return fn(*a, **k)
+                return original(*a, **k)
             finally:
-                self.per_call.append(time.perf_counter() - t)
-        return timed
+                per_call.append(time.perf_counter() - t)
+
+        TrainBatches.get = timed
 
     def remove(self) -> None:
-        for owner, attr, original in self.patched:
-            setattr(owner, attr, original)
-        self.patched = []
+        from hdml_lite.data.pipeline import TrainBatches
 
-
-def _overrides(cfg, wanted: dict) -> dict:
-    """Keep the overrides whose keys this version of the config has (the script outlives renames)."""
-    from hdml_lite.config import valid_keys
-    keys = set(valid_keys(cfg))
-    return {k: v for k, v in wanted.items() if k in keys}
-
-
-def _train_with_callback(train, cfg, callback):
-    """``train(cfg, resume=False, callback=...)``; for a trainer without the callback argument, the
-    same per-step call is had by wrapping the built method's ``train_step``."""
-    import inspect
-
-    if "callback" in inspect.signature(train).parameters:
-        return train(cfg, resume=False, callback=callback)
-    from hdml_lite.training import trainer
-
-    build = trainer.build_method
-
-    def build_and_hook(*a, **k):
-        method = build(*a, **k)
-        step_fn = method.train_step
-
-        def train_step(x, labels, step):
-            logs = step_fn(x, labels, step)
-            callback(step, method, x, labels, logs)
-            return logs
-
-        method.train_step = train_step
-        return method
-
-    trainer.build_method = build_and_hook
-    try:
-        return train(cfg, resume=False)
-    finally:
-        trainer.build_method = build
+        TrainBatches.get = self.original
 
 
 def run_preset(name: str, root: Path, out_dir: Path, args, device: str) -> dict:
@@ -192,7 +145,7 @@ def run_preset(name: str, root: Path, out_dir: Path, args, device: str) -> dict:
         wanted.update({"data.resize": 40, "data.image_size": 32, "data.batch_classes": 4,
                        "data.images_per_class": 2, "model.embedding_size": 16, "hdml.gen_hidden": 32,
                        "train.kmeans_restarts": 1, "train.eval_batch": 16})
-    cfg = apply_overrides(cfg, _overrides(cfg, wanted))
+    cfg = apply_overrides(cfg, wanted)
 
     stamps: list[float] = []
     batch = [0]
@@ -204,20 +157,20 @@ def run_preset(name: str, root: Path, out_dir: Path, args, device: str) -> dict:
         batch[0] = int(x.shape[0])
 
     wait = DataWait()
-    hooked = wait.install()
+    wait.install()
     if device == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     try:
-        result = _train_with_callback(train, cfg, callback)
+        result = train(cfg, resume=False, callback=callback)
     finally:
         wait.remove()
     total_s = time.perf_counter() - t0
 
     warm = min(args.warmup, max(0, len(stamps) - 2))  # keep at least one interval
     steps_dt = np.diff(stamps)[warm:]  # interval k ends at step (warm + k + 1)'s callback
-    waits = wait.per_call[warm + 1:warm + 1 + len(steps_dt)] if hooked else []
+    waits = wait.per_call[warm + 1:warm + 1 + len(steps_dt)]
     median = float(statistics.median(steps_dt)) if len(steps_dt) else float("nan")
     out = {
         "batch": batch[0], "steps": len(stamps), "timed_steps": int(len(steps_dt)),
