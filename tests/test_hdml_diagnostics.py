@@ -48,23 +48,39 @@ def test_train_step_logs_the_diagnostics(loss):
     assert logs["hard_aug"] <= logs["hard_real"] + 1e-6       # pulling never makes a negative easier
 
 
-def _rows(n=40, acc=0.8, w=0.5, pull=0.4, real=1.3, aug=1.1, gen=1.15):
-    return [dict(acc_real=acc, weight_syn=w, pull_factor=pull, hard_real=real, hard_aug=aug, hard_gen=gen)
-            for _ in range(n)]
+def _rows(n=40, acc=0.8, w=0.5, pull=0.4, real=1.3, aug=1.1, gen=1.15, acc_syn=0.7):
+    return [dict(acc_real=acc, acc_syn=acc_syn, weight_syn=w, pull_factor=pull, hard_real=real, hard_aug=aug,
+                 hard_gen=gen) for _ in range(n)]
 
 
-def test_engagement_conditions():
+def test_engagement_conditions_v2():
     ok = engagement(_rows())
-    assert ok["engaged"] and all(ok[k]["ok"] for k in ("classifier", "weight", "pull", "hardness"))
+    assert ok["engaged"] and all(ok[k]["ok"] for k in ("classifier", "labels", "weight", "pull", "hardness"))
+    assert ok["v1"]["engaged"]
     assert not engagement(_rows(acc=0.3))["classifier"]["ok"]
+    assert not engagement(_rows(acc_syn=0.32))["labels"]["ok"]      # two thirds of the synthetics lose their label
     assert not engagement(_rows(w=0.1))["weight"]["ok"]
-    assert not engagement(_rows(pull=1e-9))["pull"]["ok"]
-    assert not engagement(_rows(pull=0.999))["pull"]["ok"]
+    assert not engagement(_rows(w=1.0))["weight"]["ok"]             # the real loss drops out
+    assert not engagement(_rows(pull=0.034))["pull"]["ok"]          # z^ at 1.03 d+: all pulled
+    assert not engagement(_rows(pull=0.97))["pull"]["ok"]           # nothing pulled
     assert not engagement(_rows(gen=1.5))["hardness"]["ok"]          # easier than the real negatives
+    assert not engagement(_rows(real=1.15))["hardness"]["ok"]        # v2 needs strictly harder
     assert not engagement(_rows(real=3.0, aug=1.0, gen=1.5))["hardness"]["ok"]   # 50% off the asked hardness
     assert not engagement(_rows(acc=0.3))["engaged"]
-    assert len(engagement_lines(ok)) == 5
+    lines = engagement_lines(ok)
+    assert len(lines) == 6 and "v1" in lines[-1]
     assert engagement([{"loss": 1.0}])["engaged"] is False
+    assert engagement([{"loss": 1.0}])["v1"]["engaged"] is False
+
+
+def test_engagement_v1_passes_what_v2_rejects():
+    """The landed study's numbers: pull 0.034, acc_syn 0.32, hard_real 1.95 vs hard_aug 1.04 and
+    hard_gen 1.20: v1 says engaged, v2 does not (labels and pull fail)."""
+    rows = _rows(acc=0.7, w=0.36, pull=0.034, real=1.95, aug=1.04, gen=1.2, acc_syn=0.32)
+    e = engagement(rows)
+    assert e["v1"]["engaged"] and not e["engaged"]
+    assert [k for k in ("classifier", "labels", "weight", "pull", "hardness") if not e[k]["ok"]] == ["labels", "pull"]
+    assert e["numbers"]["pull_factor"] == pytest.approx(0.034)
 
 
 def _bn_buffers(model):

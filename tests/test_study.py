@@ -13,10 +13,11 @@ from hdml_lite.study.__main__ import main
 from hdml_lite.study.collect import collect, estimate_hours
 from hdml_lite.study.files import (CURVE_COLUMNS, ENGAGEMENT_COLUMNS, MECHANISM_COLUMNS, SELECTION_COLUMNS,
                                    SWEEP_COLUMNS, TABLE_COLUMNS, VERDICT_COLUMNS, header, read_rows)
-from hdml_lite.study.lab import choose
+from hdml_lite.study.engine import choose
+from hdml_lite.study.lab import make_settings
 from hdml_lite.study.paper import PAPER, compare_markdown, split_name
-from hdml_lite.study.plan import (Choices, dummy_choices, eval_splits, make_settings, overrides, plan_all,
-                                  plan_counts, plan_final, plan_select_lr)
+from hdml_lite.study.plan import (Choices, dummy_choices, eval_splits, overrides, plan_all, plan_counts, plan_final,
+                                  plan_fingerprint, plan_select_lr)
 from hdml_lite.study.stats import alpha_grid, paired_verdict, second_half_median, t_quantile
 
 
@@ -31,10 +32,11 @@ def test_fast_study_writes_every_csv_figure_and_readme(tmp_path, capsys):
         assert header(out / f"{name}.csv") == cols, name
     table = read_rows(out / "lab_table.csv")
     keys = {"contrastive", "triplet", "semihard", "lifted", "npair", "angular", "hdml_triplet", "hdml_npair", "hdc",
-            "contrastive_hdcbatch", "hdml_npair_nosoftmax", "hdml_npair_norecon"}
+            "contrastive_hdcbatch", "hdml_npair_nosoftmax", "hdml_npair_norecon", "hdml_npair_nosoftmax_wmatch"}
     assert {r["method"] for r in table} == {f"lab_{k}" for k in keys}
     assert all(0.0 <= r["r1"] <= 1.0 and r["train_s"] >= 0 for r in table)
-    assert sum(r["method"] == "lab_hdml_npair" for r in table) == 2      # fast: seeds_key = 2
+    n_key = sum(r["method"] == "lab_hdml_npair" for r in table)
+    assert n_key in (2, 3) and n_key == sum(r["method"] == "lab_npair" for r in table)   # fast: 2 seeds, up to 3
     # the sweep: pull targets 1 -> alpha 0 (measured factor exactly 1), and the targets as asked
     sweep = read_rows(out / "sweep.csv")
     assert {r["pull_target"] for r in sweep} == {1.0, 0.5, 0.1} and {r["split"] for r in sweep} == {"val", "test"}
@@ -49,22 +51,31 @@ def test_fast_study_writes_every_csv_figure_and_readme(tmp_path, capsys):
         assert len(chosen) == 1, (st, m)
     assert {r["setting"] for r in selection if r["stage"] == "select_bn"} == {"bn_stats=official", "bn_stats=real"}
     verdicts = read_rows(out / "verdicts.csv")
-    assert len(verdicts) == 10 and {r["verdict"] for r in verdicts} <= {"supported", "contradicted", "undecided"}
+    assert len(verdicts) == 14 and {r["verdict"] for r in verdicts} <= {"supported", "contradicted", "equivalent",
+                                                                         "undecided"}
+    assert all(r["margin"] == 0.01 for r in verdicts)
     mech = read_rows(out / "mechanism.csv")
     assert {r["method"] for r in mech} == {"lab_hdml_npair", "lab_hdml_triplet", "lab_hdml_npair_nosoftmax",
-                                           "lab_hdml_npair_norecon"}
+                                           "lab_hdml_npair_norecon", "lab_hdml_npair_nosoftmax_wmatch"}
+    eng = read_rows(out / "engagement.csv")
+    assert all(set(r) >= {"acc_syn", "pull_median", "engaged_v1", "engaged_v2"} for r in eng)
+    trade = read_rows(out / "tradeoff.csv")
+    assert {r["pull_target"] for r in trade} == {1.0, 0.5, 0.1} and all(0 <= r["acc_syn"] <= 1 for r in trade)
     assert all(0.0 <= r["pull_factor"] <= 1.0 for r in mech)
     assert len(read_rows(out / "engagement.csv")) == len({(r["method"], r["seed"]) for r in mech})
-    for png in ("lab_table.png", "curves.png", "sweep.png", "mechanism.png"):
+    for png in ("lab_table.png", "curves.png", "sweep.png", "mechanism.png", "tradeoff.png"):
         assert (out / png).stat().st_size > 1000
     readme = (out / "README.md").read_text()
     for text in ("verdicts (lab regime)", "final models on the test classes (lab regime)", "pull factor (lab regime)",
                  "mechanism switched on? (lab regime)", "Timings (lab regime)", "is a finding", "runbook", "ESTIMATE",
                  "python -m hdml_lite.study lab --plan", "`bn_stats=real` minus `bn_stats=official`",
-                 "`fractions=1,1,1` minus `fractions=1,0.5,0.2`"):
+                 "`fractions=1,1,1` minus `fractions=1,0.5,0.2`", "within seed noise", "plan's fingerprint",
+                 "hardness-label trade-off"):
         assert text in readme, text
     info = json.loads((out / "study.json").read_text())
-    assert info["regime"] == "lab" and info["runs_done"] == info["runs_total"] == 34
+    assert info["regime"] == "lab" and info["runs_done"] == info["runs_total"] >= 36
+    assert info["plan_fingerprint"] == plan_fingerprint(make_settings("lab", out / "runs", fast=True))
+    assert info["beta"]["lab_hdml_npair_nosoftmax_wmatch"] > 0
     assert set(info["alpha"]) == {"lab_hdml_npair", "lab_hdml_triplet"} and info["bn_stats"] in ("official", "real")
     assert set(info["stage_wall_s"]) == {"select_lr", "select_alpha", "select_bn", "select_fractions", "final"}
     assert info["wall_s"] > 0
@@ -72,14 +83,14 @@ def test_fast_study_writes_every_csv_figure_and_readme(tmp_path, capsys):
     capsys.readouterr()
     assert main(["lab", "--fast", "--out", str(out)]) == 0
     log = capsys.readouterr().out
-    assert "34 done" in log and "== round" not in log and "done in" in log
+    assert f"{info['runs_done']} done" in log and "== round" not in log and "done in" in log
     again = json.loads((out / "study.json").read_text())
     assert again["wall_s"] >= info["wall_s"] and again["invocations"] == 2
 
 
 def test_plan_counts_budget_and_validation_classes():
     s = make_settings("lab")
-    assert plan_counts(s) == {"select_lr": 30, "select_alpha": 42, "select_bn": 3, "select_fractions": 5, "final": 44}
+    assert plan_counts(s) == {"select_lr": 30, "select_alpha": 42, "select_bn": 3, "select_fractions": 5, "final": 47}
     runs = plan_all(s, dummy_choices(s))
     assert len({r.stage + "/" + r.folder() for r in runs}) == len(runs)          # one folder per run
     for r in runs:
@@ -106,17 +117,86 @@ def test_plan_counts_budget_and_validation_classes():
     s2 = make_settings("lab", steps=50)
     assert all("train.steps=50" in overrides(r, s2) for r in plan_select_lr(s2))
     # a final HDML run waits for every choice it needs
-    assert not [r for r in plan_final(s, Choices(lr={"hdml_npair": 1e-3})) if r.method == "lab_hdml_npair"]
+    assert not [r for r in plan_final(s, Choices(lr={"lab_hdml_npair": 1e-3})) if r.method == "lab_hdml_npair"]
+    # every setting a stage varies is an explicit override and in the folder name
+    for r in runs:
+        ov = overrides(r, s)
+        if s.spec(r.method).kind == "hdml":
+            assert any(o.startswith("hdml.alpha=") for o in ov) and any(o.startswith("hdml.bn_stats=") for o in ov)
+            assert "_a" in r.folder() and "bn-" in r.folder()
+        if s.spec(r.method).kind == "hdc":
+            assert any(o.startswith("hdc.fractions=") for o in ov) and "fractions-" in r.folder()
 
 
-def test_choose_uses_mean_validation_r1_then_nmi():
-    rows = [{"lr": 1e-3, "val_r1": 0.5, "val_nmi": 0.4}, {"lr": 3e-3, "val_r1": 0.6, "val_nmi": 0.1}]
-    assert choose(rows, "lr") == 3e-3
-    rows[1]["val_r1"] = 0.5
-    assert choose(rows, "lr") == 1e-3
-    seeds = [{"alpha": 1.0, "val_r1": 0.9, "val_nmi": 0}, {"alpha": 1.0, "val_r1": 0.1, "val_nmi": 0},
-             {"alpha": 2.0, "val_r1": 0.6, "val_nmi": 0}, {"alpha": 2.0, "val_r1": 0.6, "val_nmi": 0}]
+def test_choose_uses_mean_validation_map_r_then_r1():
+    rows = [{"lr": 1e-3, "val_map_r": 0.5, "val_r1": 0.9}, {"lr": 3e-3, "val_map_r": 0.6, "val_r1": 0.1}]
+    assert choose(rows, "lr") == 3e-3                    # MAP@R decides, not the saturated R@1
+    rows[1]["val_map_r"] = 0.5
+    assert choose(rows, "lr") == 1e-3                    # tie on MAP@R: R@1
+    seeds = [{"alpha": 1.0, "val_map_r": 0.9, "val_r1": 0}, {"alpha": 1.0, "val_map_r": 0.1, "val_r1": 0},
+             {"alpha": 2.0, "val_map_r": 0.6, "val_r1": 0}, {"alpha": 2.0, "val_map_r": 0.6, "val_r1": 0}]
     assert choose(seeds, "alpha") == 2.0                 # mean 0.6 beats mean 0.5 (despite the best single seed)
+
+
+def test_selection_noise_flags_a_gap_inside_seed_noise():
+    from hdml_lite.study.engine import selection_noise
+
+    rows = [{"stage": "select_alpha", "method": "m", "alpha": a, "val_map_r": v}
+            for a, v in ((0.0, 0.50), (0.0, 0.54), (1.0, 0.53), (1.0, 0.55))]
+    rows += [{"stage": "select_lr", "method": "m", "lr": lr, "val_map_r": v} for lr, v in ((1e-3, 0.40), (3e-3, 0.60))]
+    got = {r["stage"]: r for r in selection_noise(rows)}
+    sd = math.sqrt(((0.02 ** 2) * 2 + (0.01 ** 2) * 2) / 2)          # pooled over the two 2-seed groups
+    assert got["select_alpha"]["seed_sd"] == pytest.approx(sd)
+    assert got["select_alpha"]["within_noise"] and got["select_alpha"]["gap"] == pytest.approx(0.02)
+    assert not got["select_lr"]["within_noise"]                       # 20 points apart: a real choice
+
+
+def test_equivalent_verdict_two_one_sided_tests():
+    # d = (0.002, -0.001, 0.0, 0.001, -0.002): mean 0, sd 0.0015811, se 0.00070711; t(0.95, 4) = 2.131847
+    a = [0.702, 0.699, 0.700, 0.701, 0.698]
+    v = paired_verdict(a, [0.70] * 5, margin=0.01)
+    assert v["tost_high"] == pytest.approx(2.131847 * 0.00070711, rel=1e-4) and v["verdict"] == "equivalent"
+    assert paired_verdict(a, [0.70] * 5, margin=0.001)["verdict"] == "undecided"      # the interval pokes out
+    wide = paired_verdict([0.60, 0.75, 0.70], [0.70, 0.70, 0.70], margin=0.01)
+    assert wide["verdict"] == "undecided"                                             # rules out almost nothing
+    with pytest.raises(ValueError, match="margin"):
+        paired_verdict(a, a, margin=0.0)
+
+
+def test_study_start_values_are_its_own_not_the_presets(monkeypatch):
+    """The plan (and its fingerprint) does not read HDML's alpha or HDC's fractions from the presets:
+    a study that rewrites its presets regenerates as it ran."""
+    from hdml_lite import presets
+
+    s = make_settings("lab")
+    before = [(r.folder(), overrides(r, s)) for r in plan_select_lr(s)]
+    assert any("hdml.alpha=0.3" in ov for _, ov in before)                  # the first study's start value
+    assert any("hdc.fractions=[1.0, 0.5, 0.2]" in ov for _, ov in before)
+    monkeypatch.setitem(presets.REGIMES["lab"], "alpha_npair", 5.0)
+    s2 = make_settings("lab")
+    assert [(r.folder(), overrides(r, s2)) for r in plan_select_lr(s2)] == before
+
+
+def test_plan_fingerprint_at_head_equals_the_committed_study():
+    """results/study.json records the fingerprint of the plan that produced it; the plan at HEAD
+    must be the same (else `python -m hdml_lite.study lab` would run a different study)."""
+    committed = json.loads((Path(__file__).parents[1] / "results" / "study.json").read_text())
+    s = make_settings("lab")
+    assert committed["plan_fingerprint"] == plan_fingerprint(s)
+    s2 = make_settings("lab", lrs=(1e-3,))
+    assert plan_fingerprint(s2) != plan_fingerprint(s)
+
+
+def test_partial_export_refuses_to_replace_a_complete_study(tmp_path, capsys):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "study.json").write_text(json.dumps({"runs_done": 127, "runs_total": 127}))
+    (out / "lab_table.csv").write_text("keep me\n")
+    assert main(["lab", "--export", "--out", str(out), "--runs", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert "complete study (127 of 127 runs)" in err and "--force" in err and len(err.strip().splitlines()) == 1
+    assert (out / "lab_table.csv").read_text() == "keep me\n"
+    assert main(["lab", "--export", "--force", "--out", str(out), "--runs", str(tmp_path / "none")]) == 0
 
 
 def test_paired_verdict_hand_computed():
@@ -124,7 +204,7 @@ def test_paired_verdict_hand_computed():
     v = paired_verdict([0.60, 0.62, 0.65], [0.50, 0.55, 0.60])
     assert v["n_seeds"] == 3 and v["mean_diff"] == pytest.approx(0.0733333, abs=1e-6)
     assert v["ci_low"] == pytest.approx(0.0108166, abs=1e-5) and v["ci_high"] == pytest.approx(0.1358500, abs=1e-5)
-    assert v["verdict"] == "supported"
+    assert v["verdict"] == "supported" and v["margin"] == 0.01
     assert paired_verdict([0.50, 0.55, 0.60], [0.60, 0.62, 0.65])["verdict"] == "contradicted"
     assert paired_verdict([0.6, 0.5, 0.65], [0.5, 0.6, 0.6])["verdict"] == "undecided"
     one = paired_verdict([0.9], [0.1])
@@ -178,7 +258,7 @@ def test_study_modules_import_no_circle():
 
 
 def test_mechanism_rows_stay_small(monkeypatch):
-    from hdml_lite.study import lab
+    from hdml_lite.study import export as lab
     from hdml_lite.study.plan import Run
 
     hist = [{"step": i, "ce_real": 1.0, "acc_real": 0.5, "acc_syn": 0.4, "weight_syn": 0.3, "pull_factor": 0.2,
@@ -273,7 +353,7 @@ def test_hdc_study_fast_writes_both_routings_and_heads(tmp_path):
 
 
 def test_a_diverged_run_is_recorded_and_scored_zero(tmp_path, monkeypatch):
-    from hdml_lite.study import lab
+    from hdml_lite.study import engine as lab
     from hdml_lite.training.method import NonFiniteLossError
 
     s = make_settings("lab", tmp_path / "runs")
@@ -286,7 +366,7 @@ def test_a_diverged_run_is_recorded_and_scored_zero(tmp_path, monkeypatch):
     assert not lab.is_done(run, s)
     path, _ = lab._job((run.preset, overrides(run, s), eval_splits(run)))
     assert Path(path) == lab.run_dir(run, s) and lab.is_done(run, s) and lab.is_failed(run, s)
-    row = lab._val_row("select_lr", run, s)
+    row = lab.val_row("select_lr", run, s)
     assert row["val_r1"] == 0.0 and row["val_nmi"] == 0.0           # loses every selection
 
 
@@ -294,7 +374,7 @@ def test_study_eval_sets_follow_data_channels():
     """The study's cached evaluation sets are built with the run's data.channels, as the trainer's."""
     from hdml_lite.config import apply_overrides
     from hdml_lite.presets import get_preset
-    from hdml_lite.study.lab import _eval_sets
+    from hdml_lite.study.engine import _eval_sets
 
     cfg = apply_overrides(get_preset("scratch_npair"), ["data.channels=3", "data.max_classes=4",
                                                         "data.max_per_class=2"])

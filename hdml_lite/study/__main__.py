@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .plan import REGIMES, STAGES
+from .keys import REGIMES
+from .plan import STAGES
 
 
 def _floats(text: str) -> tuple:
@@ -36,6 +37,9 @@ def main(argv=None) -> int:
     lab.add_argument("--fast", action="store_true", help="tiny settings, in-process: seconds (the tests)")
     lab.add_argument("--plan", action="store_true", help="print the runs per stage and stop")
     lab.add_argument("--export", action="store_true", help="train nothing: CSV/figures/README from the finished runs")
+    lab.add_argument("--fingerprint", action="store_true", help="with --plan: print the plan's fingerprint")
+    lab.add_argument("--force", action="store_true",
+                     help="let a partial export replace a folder that holds a complete study")
     rep = sub.add_parser("report", help="rewrite the figures and README from the CSV files in --out")
     rep.add_argument("--out", default="results")
     cmp_ = sub.add_parser("compare", help="a results CSV beside the paper's numbers (markdown)")
@@ -55,8 +59,8 @@ def main(argv=None) -> int:
         from pathlib import Path
 
         from ..config import ConfigError
-        from .lab import export, plan_summary, run_study
-        from .plan import make_settings
+        from .export import export
+        from .lab import make_settings, plan_summary, run_study
 
         out = args.out or ("results" if args.regime == "lab" else "results/scratch")
         runs = args.runs or (str(Path(out) / "runs") if args.fast else "runs/study")
@@ -74,12 +78,16 @@ def main(argv=None) -> int:
             print(f"study settings: {exc}", file=sys.stderr)
             return 2
         jobs = 0 if args.fast else args.jobs
-        if args.plan:
-            print(plan_summary(s, jobs))
-        elif args.export:
-            export(out, s)
-        else:
-            run_study(out, s, jobs=jobs)
+        try:
+            if args.plan:
+                print(plan_summary(s, jobs, fingerprint=args.fingerprint))
+            elif args.export:
+                export(out, s, force=args.force)
+            else:
+                run_study(out, s, jobs=jobs, force=args.force)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     elif args.command == "report":
         from .report import write_report
 

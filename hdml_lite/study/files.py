@@ -12,12 +12,20 @@ CURVE_COLUMNS = ("method", "seed", "step", "split", "nmi", "f1", "r1")
 SWEEP_COLUMNS = ("alpha", "pull_target", "seed", "split", "r1", "nmi", "f1", "pull_factor_median", "method")
 SELECTION_COLUMNS = ("stage", "method", "lr", "alpha", "setting", "seed", "val_r1", "val_nmi", "val_f1",
                      "val_map_r", "chosen")
-VERDICT_COLUMNS = ("claim", "metric", "n_seeds", "mean_diff", "ci_low", "ci_high", "verdict")
+VERDICT_COLUMNS = ("claim", "metric", "n_seeds", "mean_diff", "ci_low", "ci_high", "tost_low", "tost_high", "margin",
+                   "verdict")
 MECHANISM_KEYS = ("ce_real", "acc_real", "acc_syn", "weight_syn", "pull_factor", "hard_real", "hard_aug", "hard_gen")
 MECHANISM_COLUMNS = ("method", "seed", "step") + MECHANISM_KEYS
-CONDITIONS = ("classifier", "weight", "pull", "hardness")           # hdml.diagnostics.engagement's keys
-ENGAGEMENT_COLUMNS = ("method", "seed", "alpha") + tuple(
-    f"{c}_{k}" for c in CONDITIONS for k in ("value", "threshold", "ok")) + ("engaged",)
+CONDITIONS = ("classifier", "labels", "weight", "pull", "hardness")   # hdml.diagnostics.engagement's v2 keys
+CONDITIONS_V1 = ("classifier", "weight", "pull", "hardness")
+ENGAGEMENT_COLUMNS = ("method", "seed", "alpha", "acc_syn", "pull_median") + tuple(
+    f"{c}_{k}" for c in CONDITIONS for k in ("value", "ok")) + ("engaged_v1", "engaged_v2")
+TRADEOFF_COLUMNS = ("method", "alpha", "pull_target", "seed", "pull_median", "acc_syn", "hard_ratio", "val_map_r",
+                    "val_r1")
+NOISE_COLUMNS = ("stage", "method", "best", "runner_up", "gap", "noise_se", "within_noise", "seed_sd", "n_values")
+HYPOTHESES_COLUMNS = ("hypothesis", "setting", "loss", "metric", "n_seeds", "mean_diff", "ci_low", "ci_high", "margin",
+                      "verdict", "engaged_v2")
+COMPARE_TABLE_COLUMNS = ("method", "seed", "r1", "r2", "r4", "r8", "map_r", "nmi", "f1", "train_s")
 
 
 def _cell(v):

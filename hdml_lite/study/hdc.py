@@ -37,8 +37,8 @@ def _evaluate(run_dir: Path, eval_head: int) -> dict:
 
 def run_hdc_study(out: str | Path = "results", runs_root: str | Path = "runs/study", steps: int = 200,
                   seeds: int = 3, lr: float = 1e-3, fast: bool = False) -> list[dict]:
-    from .lab import run_one
-    from .plan import FAST
+    from .engine import run_one
+    from .lab import FAST
 
     root = Path(runs_root) / ("fast" if fast else f"steps{steps}")
     base = (FAST if fast else [f"train.steps={steps}", f"train.ckpt_every={max(1, steps // 4)}",

@@ -1,80 +1,74 @@
-"""The study's plan: which runs, with which settings, in which folders (no training here).
+"""The comparison engine's plan: which runs, with which settings, in which folders (no training here).
 
-A regime is a family of presets named ``<regime>_<loss>``: ``lab`` (the converged lab regime:
-a pretrained small CNN fine-tuned to a plateau) or ``scratch`` (200 steps from scratch).
-Method names in every CSV are ``<regime>_<key>`` with ``key`` in ``KEYS``.
+One engine serves ``python -m hdml_lite compare`` (any presets, any data set) and the lab study
+(``python -m hdml_lite.study lab``: the glyphs, every loss, plus its extra stages). A comparison is
+a tuple of ``Spec`` (one per method) and the ``Settings`` below; every method gets the same
+selection procedure, budget and seeds.
 
-Stages (all on the embedded glyphs, every run with its preset's step budget):
+Stages (every run with the same step budget):
 
-1. ``select_lr``: every method (HDML included: its own lr, at the preset's alpha), lr in
-   ``Settings.lrs``, seed 0, on 80% of the train classes, scored on the other 20%
-   (``data.val_classes=0.2``: validation classes; the test classes are never used to choose).
-2. ``select_alpha``: HDML(N-pair) and HDML(triplet) at their chosen lr; alpha = -J_avg ln(p)
-   for p in ``pull_targets``, J_avg measured in their lr-selection run (median over its second
-   half), ``select_seeds`` seeds each; alpha with the best mean validation R@1.
-3. ``select_bn``: HDML(N-pair)'s ``hdml.bn_stats`` (official | real) at its chosen alpha,
-   ``select_seeds`` paired seeds (the preset's value reuses the alpha-stage runs).
-4. ``select_fractions``: HDC's fractions (``hdc_fractions``) at its chosen lr, ``select_seeds``
-   seeds (the preset's value with seed 0 is the lr-selection run).
-5. ``final``: every method with its chosen values, trained on all train classes, the final
-   model scored on the test classes: ``seeds_key`` seeds for N-pair, HDML(N-pair), triplet,
-   HDML(triplet), ``seeds_rest`` for the others. The two ablations (no softmax, no
-   reconstruction) use HDML(N-pair)'s lr, alpha and bn_stats; HDML(triplet) keeps its
-   preset's bn_stats; contrastive at HDC's batch (``contrastive_hdcbatch``) has its own lr.
+1. ``select_lr``: every method with its own lr (``Spec.lr_of`` empty), lr in ``Settings.lrs``,
+   ``lr_seeds`` seeds, on the train classes minus a class-disjoint validation split
+   (``data.val_classes``), scored on the validation classes. HDML runs at its start alpha,
+   HDC at its start fractions (``Settings.start``: the comparison's own values, never read
+   back from presets that a study rewrites).
+2. ``select_alpha``: each HDML method at its chosen lr; alpha = -J_avg ln(p) for p in
+   ``pull_targets``, J_avg measured in its lr-selection run (median over the second half),
+   ``select_seeds`` seeds each.
+3. ``select_bn`` (the study only, ``Settings.bn_key``): ``hdml.bn_stats`` official | real at the
+   chosen alpha; the start value reuses the alpha-stage runs.
+4. ``select_fractions``: each HDC method's fractions (``hdc_fractions``) at its chosen lr,
+   ``select_seeds`` seeds (the start value with seed 0 is the lr-selection run).
+5. ``final``: every method with its chosen values, trained on all train classes, the final model
+   scored on the test classes; ``seeds_key`` paired seeds for the headline methods, raised one at
+   a time up to ``max_seeds`` while a headline verdict is undecided (``Choices.seeds``), and
+   ``seeds_rest`` for the others.
 
-A stage's choice is made once its whole grid has finished; runs that need a choice wait for it.
+Choice rule (engine.choose): the best mean validation MAP@R over the seeds (``SELECT_METRIC``:
+R@1 saturates near 94% on the lab's validation classes; MAP@R, recommended by Musgrave et al.,
+ECCV 2020, does not), ties broken by R@1, then the smaller value. Every setting a stage varies
+(lr, alpha, bn_stats, fractions) is an explicit override and part of the run's folder name.
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .stats import PULL_TARGETS, alpha_grid
 
-REGIMES = ("lab", "scratch")
-BASELINES = ("contrastive", "triplet", "semihard", "lifted", "npair", "angular")
-HDML_BASE = {"hdml_npair": "npair", "hdml_triplet": "triplet"}        # HDML key -> its base loss key
-ABLATIONS = {"hdml_npair_nosoftmax": ("hdml.softmax=false",), "hdml_npair_norecon": ("hdml.recon=false",)}
-HDC_BATCH = "contrastive_hdcbatch"                                    # contrastive at HDC's batch
-SELECT_LR = BASELINES + ("hdc", HDC_BATCH) + tuple(HDML_BASE)        # methods with their own lr selection
-KEY_METHODS = ("npair", "hdml_npair", "triplet", "hdml_triplet")     # seeds_key seeds in the final stage
-KEYS = BASELINES + ("hdml_triplet", "hdml_npair", "hdc", HDC_BATCH) + tuple(ABLATIONS)   # table order
-CURVE_KEYS = ("npair", "hdml_npair") + tuple(ABLATIONS)              # evaluated along the final runs
-MECHANISM_KEYS = ("hdml_npair", "hdml_triplet") + tuple(ABLATIONS)   # per-step HDML diagnostics
 STAGES = ("select_lr", "select_alpha", "select_bn", "select_fractions", "final")
-VAL_CLASSES = 0.2
 BN_VALUES = ("official", "real")
-
-FAST = ["train.steps=6", "train.eval_every=0", "train.ckpt_every=0", "data.max_classes=10",
-        "data.max_per_class=6", "data.batch_classes=4", "data.images_per_class=2", "model.width=4",
-        "model.embedding_size=8", "hdml.block=2", "hdml.gen_hidden=16", "hdc.head_dim=8", "train.device=cpu",
-        "model.pretrained=false"]          # fast: code path only, no pretrained weights file needed
+SELECT_METRIC = "map_r"           # validation metric of every choice (see the module docstring)
+TIE_METRIC = "r1"
 
 
-def method_name(regime: str, key: str) -> str:
-    return f"{regime}_{key}"
-
-
-def method_key(name: str) -> str:
-    """``lab_hdml_npair`` -> ``hdml_npair`` (any regime prefix removed)."""
-    for r in REGIMES:
-        if name.startswith(r + "_"):
-            return name[len(r) + 1:]
-    return name
+@dataclass(frozen=True)
+class Spec:
+    """One method of a comparison."""
+    key: str                         # table name (the study: lab_hdml_npair; compare: the preset name)
+    preset: str
+    extra: tuple = ()                # overrides on top of the preset (ablations, HDC's batch, ...)
+    kind: str = "plain"              # "plain" | "hdml" | "hdc": which stages select its settings
+    lr_of: str = ""                  # key whose chosen lr (alpha, bn_stats) it uses; "" = its own selection
+    headline: bool = True            # seeds_key .. max_seeds final seeds (else seeds_rest)
+    curves: bool = False             # evaluated along its final runs (learning curves)
+    beta_match: str = ""             # key of the full HDML whose weight_syn this run's beta matches
 
 
 @dataclass(frozen=True)
 class Run:
-    """One training run: a preset plus overrides, in its own folder ``runs/<stage>/<name>``."""
+    """One training run: a preset plus overrides, in its own folder ``<runs>/<stage>/<folder>``."""
     stage: str
-    method: str                      # table name, e.g. lab_hdml_npair_norecon
+    method: str                      # Spec.key
     preset: str
     seed: int
     lr: float
     alpha: float | None = None
     extra: tuple = ()                # further overrides (ablations, bn_stats, fractions, batch)
-    setting: str = ""                # what ``extra`` selects, for the folder name and selection.csv
+    setting: str = ""                # what the stage varies besides lr/alpha, for folder and selection.csv
 
     @property
     def validation(self) -> bool:
@@ -83,82 +77,81 @@ class Run:
     def folder(self) -> str:
         tag = f"lr{self.lr:g}" + (f"_a{self.alpha:.4g}" if self.alpha is not None else "")
         if self.setting:
-            tag += "_" + self.setting.replace("=", "-").replace(",", "-").replace(".", "p")
+            tag += "_" + self.setting.replace("=", "-").replace(",", "-").replace(".", "p").replace(";", "_")
         return f"{self.method}__{tag}__seed{self.seed}"
 
 
 @dataclass
 class Settings:
-    regime: str
-    runs: Path                       # run folders: runs/study/<regime>[/steps<N>]
-    base: list                       # overrides applied to every run
-    steps: int                       # every run's budget (the presets', or --steps)
+    specs: tuple                     # Spec per method, in table order
+    runs: Path                       # run folders
+    base: list                       # overrides applied to every run (data, steps, batch rule, ...)
+    steps: int                       # every run's budget
+    regime: str = ""                 # the study's regime ("lab" | "scratch"); "" for compare
+    start: dict = field(default_factory=dict)   # {"alpha": {key: a}, "bn_stats": v, "fractions": (..)}
     lrs: tuple = (3e-4, 1e-3, 3e-3)
     pull_targets: tuple = PULL_TARGETS
+    lr_seeds: int = 1                # seeds of the lr selection
     select_seeds: int = 3            # seeds of the alpha, bn_stats and fraction selections
-    seeds_key: int = 5               # final seeds of N-pair, HDML(N-pair), triplet, HDML(triplet)
+    seeds_key: int = 5               # final seeds of the headline methods ...
+    max_seeds: int = 10              # ... raised up to this while a headline verdict is undecided
     seeds_rest: int = 3              # final seeds of the other methods
     hdc_fractions: tuple = ((1.0, 0.5, 0.2), (1.0, 1.0, 1.0))
-    curve_evals: int = 5             # evaluations along the final runs of CURVE_KEYS
+    bn_key: str = ""                 # the HDML method whose bn_stats is selected ("" = none)
+    val_classes: float = 0.2
+    curve_evals: int = 5             # evaluations along the final runs of curve specs
+    claims: tuple = ()               # (claim text, key A, key B): "A > B"; headline ones first
+    headline_claims: int = 0         # how many of ``claims`` drive the seed count
+    margin: float = 0.01             # equivalence margin (fraction: 0.01 = 1 point of R@1/NMI)
     fast: bool = False
     stages: tuple = STAGES           # stages this invocation may train (others: read only)
-    defaults: dict = field(default_factory=dict)   # preset values: alpha, bn_stats, fractions, hdc batch
 
-    def name(self, key: str) -> str:
-        return method_name(self.regime, key)
+    def spec(self, key: str) -> Spec:
+        return next(sp for sp in self.specs if sp.key == key)
+
+    def keys(self, kind: str | None = None) -> list[str]:
+        return [sp.key for sp in self.specs if kind is None or sp.kind == kind]
 
     def eval_every(self) -> int:
         return max(1, self.steps // max(1, self.curve_evals))
 
 
-def preset_defaults(regime: str) -> dict:
-    """The preset values the plan needs (raises ConfigError naming a missing preset)."""
-    from ..presets import get_preset
-
-    hn, ht, hdc = (get_preset(method_name(regime, k)) for k in ("hdml_npair", "hdml_triplet", "hdc"))
-    return {"alpha": {"hdml_npair": hn.hdml.alpha, "hdml_triplet": ht.hdml.alpha},
-            "bn_stats": getattr(hn.hdml, "bn_stats", None),
-            "fractions": tuple(float(f) for f in hdc.hdc.fractions),
-            "hdc_batch": (hdc.data.batch_classes, hdc.data.images_per_class),
-            "steps": hn.train.steps}
-
-
-def make_settings(regime: str = "lab", runs_root: str | Path = "runs/study", steps: int = 0, fast: bool = False,
-                  **kw) -> Settings:
-    """The study's settings. ``steps`` > 0 overrides every preset's budget; ``fast``: 6 steps,
-    tiny data, one seed, one lr, three pull targets (the tests)."""
-    if regime not in REGIMES:
-        raise ValueError(f"regime {regime!r}; expected one of {', '.join(REGIMES)}")
-    defaults = preset_defaults(regime)
-    if fast:
-        opts = dict(lrs=(1e-3,), pull_targets=(1.0, 0.5, 0.1), select_seeds=1, seeds_key=2, seeds_rest=1,
-                    curve_evals=2)
-        opts.update(kw)
-        return Settings(regime=regime, runs=Path(runs_root) / "fast" / regime, base=list(FAST), steps=6, fast=True,
-                        defaults=defaults, **opts)
-    base, root = [], Path(runs_root) / regime
-    if steps > 0:
-        base = [f"train.steps={steps}", f"train.ckpt_every={max(1, steps // 4)}"]
-        root = root / f"steps{steps}"
-    return Settings(regime=regime, runs=root, base=base, steps=steps or defaults["steps"], defaults=defaults, **kw)
-
-
 @dataclass
 class Choices:
-    """What the finished selection runs chose so far (a method is absent until its grid is complete)."""
+    """What the finished runs chose so far (a method is absent until its grid is complete)."""
     lr: dict = field(default_factory=dict)          # key -> lr
     j_avg: dict = field(default_factory=dict)       # HDML key -> J_avg measured at its chosen lr
     alpha: dict = field(default_factory=dict)       # HDML key -> alpha
-    bn_stats: str | None = None                     # HDML(N-pair) and its ablations
-    fractions: tuple | None = None                  # HDC
+    bn_stats: str | None = None                     # Settings.bn_key's choice
+    fractions: dict = field(default_factory=dict)   # HDC key -> fractions
+    seeds: dict = field(default_factory=dict)       # headline key -> final seeds needed so far
+    beta: dict = field(default_factory=dict)        # weight-matched key -> beta
+
+
+def fractions_setting(fr) -> str:
+    return "fractions=" + ",".join(f"{f:g}" for f in fr)
+
+
+def lr_key(s: Settings, key: str) -> str:
+    """The key whose lr, alpha and bn_stats ``key`` uses."""
+    return s.spec(key).lr_of or key
+
+
+def _fixed(s: Settings, key: str, bn: str | None) -> tuple[tuple, str]:
+    """(explicit overrides, folder setting) of an HDML run besides lr/alpha: its bn_stats."""
+    extra, setting = tuple(s.spec(key).extra), ""
+    if bn is not None:
+        extra += (f"hdml.bn_stats={bn}",)
+        setting = f"bn={bn}"
+    return extra, setting
 
 
 def overrides(run: Run, s: Settings) -> list[str]:
     """The config overrides of ``run`` (on top of its preset)."""
     ov = list(s.base) + [f"train.seed={run.seed}", f"optim.lr={run.lr:g}", "train.progress=false",
                          f"train.out_dir={s.runs / run.stage / run.folder()}",
-                         f"data.val_classes={VAL_CLASSES if run.validation else 0.0}"]
-    curves = run.stage == "final" and method_key(run.method) in CURVE_KEYS
+                         f"data.val_classes={s.val_classes if run.validation else 0.0}"]
+    curves = run.stage == "final" and s.spec(run.method).curves
     ov.append(f"train.eval_every={s.eval_every() if curves else 0}")
     if run.alpha is not None:
         ov.append(f"hdml.alpha={run.alpha!r}")
@@ -173,48 +166,50 @@ def eval_splits(run: Run) -> tuple[str, ...]:
     return ("val",) if run.validation else ("test",)
 
 
-def hdc_batch_extra(s: Settings) -> tuple:
-    bc, ipc = s.defaults["hdc_batch"]
-    return ("data.sampler=m_per_class", f"data.batch_classes={bc}", f"data.images_per_class={ipc}")
-
-
-def _preset_and_extra(key: str, s: Settings) -> tuple[str, tuple]:
-    if key == HDC_BATCH:
-        from ..presets import PRESETS
-
-        if s.name(HDC_BATCH) in PRESETS:      # the regime's own preset (same batch as its HDC preset)
-            return s.name(HDC_BATCH), ()
-        return s.name("contrastive"), hdc_batch_extra(s)
-    if key in ABLATIONS:
-        return s.name("hdml_npair"), ABLATIONS[key]
-    return s.name(key), ()
-
-
-def fractions_setting(fr) -> str:
-    return "fractions=" + ",".join(f"{f:g}" for f in fr)
-
-
 # ---------------------------------------------------------------- the stages
+def _hdml_run(s: Settings, stage: str, key: str, seed: int, lr: float, alpha: float, bn: str | None,
+              setting_extra: str = "") -> Run:
+    extra, setting = _fixed(s, key, bn)
+    setting = ";".join(x for x in (setting, setting_extra) if x)
+    return Run(stage, key, s.spec(key).preset, seed, lr, alpha, extra, setting)
+
+
+def _hdc_run(s: Settings, stage: str, key: str, seed: int, lr: float, fr) -> Run:
+    fr = tuple(float(f) for f in fr)
+    extra = tuple(s.spec(key).extra) + (f"hdc.fractions={list(fr)}",)
+    return Run(stage, key, s.spec(key).preset, seed, lr, None, extra, fractions_setting(fr))
+
+
 def plan_select_lr(s: Settings) -> list[Run]:
     runs = []
-    for key in SELECT_LR:
-        preset, extra = _preset_and_extra(key, s)
-        runs += [Run("select_lr", s.name(key), preset, 0, lr, None, extra) for lr in s.lrs]
+    for sp in s.specs:
+        if sp.lr_of:
+            continue
+        for lr in s.lrs:
+            for seed in range(s.lr_seeds):
+                if sp.kind == "hdml":
+                    runs.append(_hdml_run(s, "select_lr", sp.key, seed, lr, s.start["alpha"][sp.key],
+                                          s.start.get("bn_stats")))
+                elif sp.kind == "hdc":
+                    runs.append(_hdc_run(s, "select_lr", sp.key, seed, lr, s.start["fractions"]))
+                else:
+                    runs.append(Run("select_lr", sp.key, sp.preset, seed, lr, None, tuple(sp.extra)))
     return runs
 
 
-def lr_run(s: Settings, key: str, lr: float) -> Run:
-    """The lr-selection run of ``key`` at ``lr`` (seed 0)."""
-    return next(r for r in plan_select_lr(s) if r.method == s.name(key) and r.lr == lr)
+def lr_runs(s: Settings, key: str, lr: float) -> list[Run]:
+    """The lr-selection runs of ``key`` at ``lr``."""
+    return [r for r in plan_select_lr(s) if r.method == key and r.lr == lr]
 
 
 def plan_select_alpha(s: Settings, ch: Choices) -> list[Run]:
     runs = []
-    for key in HDML_BASE:
-        if key in ch.lr and key in ch.j_avg:
-            for a in alpha_grid(ch.j_avg[key], s.pull_targets):
-                runs += [Run("select_alpha", s.name(key), s.name(key), seed, ch.lr[key], a)
-                         for seed in range(s.select_seeds)]
+    for key in s.keys("hdml"):
+        if s.spec(key).lr_of or key not in ch.lr or key not in ch.j_avg:
+            continue
+        for a in alpha_grid(ch.j_avg[key], s.pull_targets):
+            runs += [_hdml_run(s, "select_alpha", key, seed, ch.lr[key], a, s.start.get("bn_stats"))
+                     for seed in range(s.select_seeds)]
     return runs
 
 
@@ -224,81 +219,82 @@ def pull_targets_of(s: Settings, ch: Choices, key: str) -> dict:
 
 
 def plan_select_bn(s: Settings, ch: Choices) -> list[tuple[str, Run]]:
-    """(setting, run) pairs; the preset's bn_stats value reuses the alpha-stage runs."""
-    key = "hdml_npair"
-    default = s.defaults.get("bn_stats")
-    if default is None or key not in ch.alpha:
+    """(setting, run) pairs; the start value reuses the alpha-stage runs (the same run)."""
+    key = s.bn_key
+    if not key or key not in ch.alpha:
         return []
     out = []
     for v in BN_VALUES:
-        for seed in range(s.select_seeds):
-            if v == default:
-                run = Run("select_alpha", s.name(key), s.name(key), seed, ch.lr[key], ch.alpha[key])
-            else:
-                run = Run("select_bn", s.name(key), s.name(key), seed, ch.lr[key], ch.alpha[key],
-                          (f"hdml.bn_stats={v}",), f"bn_stats={v}")
-            out.append((f"bn_stats={v}", run))
+        stage = "select_alpha" if v == s.start.get("bn_stats") else "select_bn"
+        out += [(f"bn_stats={v}", _hdml_run(s, stage, key, seed, ch.lr[key], ch.alpha[key], v))
+                for seed in range(s.select_seeds)]
     return out
 
 
 def plan_select_fractions(s: Settings, ch: Choices) -> list[tuple[str, Run]]:
-    """(setting, run) pairs; the preset's fractions at seed 0 reuse the lr-selection run."""
-    if "hdc" not in ch.lr:
-        return []
+    """(setting, run) pairs per HDC method; the start fractions at seed 0 reuse its lr-selection run."""
     out = []
-    for fr in s.hdc_fractions:
-        fr = tuple(float(f) for f in fr)
-        setting = fractions_setting(fr)
-        for seed in range(s.select_seeds):
-            if fr == s.defaults["fractions"] and seed == 0:
-                run = lr_run(s, "hdc", ch.lr["hdc"])
-            else:
-                extra = () if fr == s.defaults["fractions"] else (f"hdc.fractions={list(fr)}",)
-                run = Run("select_fractions", s.name("hdc"), s.name("hdc"), seed, ch.lr["hdc"], None, extra,
-                          "" if not extra else setting)
-            out.append((setting, run))
+    for key in s.keys("hdc"):
+        if key not in ch.lr:
+            continue
+        for fr in s.hdc_fractions:
+            fr = tuple(float(f) for f in fr)
+            for seed in range(s.select_seeds):
+                start = fr == tuple(float(f) for f in s.start["fractions"]) and seed < s.lr_seeds
+                out.append((fractions_setting(fr), _hdc_run(s, "select_lr" if start else "select_fractions",
+                                                            key, seed, ch.lr[key], fr)))
     return out
 
 
-def final_extra(key: str, s: Settings, ch: Choices) -> tuple | None:
-    """The chosen settings of ``key`` as overrides, or None while a choice is missing."""
-    _, extra = _preset_and_extra(key, s)
-    if key == "hdml_npair" or key in ABLATIONS:
-        if s.defaults.get("bn_stats") is not None:
-            if ch.bn_stats is None:
-                return None
-            extra = extra + (f"hdml.bn_stats={ch.bn_stats}",)
-    if key == "hdc":
-        if ch.fractions is None:
+def final_runs_of(s: Settings, ch: Choices, key: str, n: int) -> list[Run] | None:
+    """The ``n`` final runs of ``key`` with its chosen settings, or None while a choice is missing."""
+    sp, src = s.spec(key), lr_key(s, key)
+    if src not in ch.lr:
+        return None
+    lr = ch.lr[src]
+    if s.spec(src).kind == "hdml":
+        if src not in ch.alpha or (s.bn_key == src and ch.bn_stats is None):
             return None
-        extra = extra + (f"hdc.fractions={list(ch.fractions)}",)
-    return extra
+        bn = ch.bn_stats if s.bn_key == src else s.start.get("bn_stats")
+        setting = ""
+        if sp.beta_match:
+            if key not in ch.beta:
+                return None
+            setting = f"beta={ch.beta[key]:.4g}"
+        runs = [_hdml_run(s, "final", key, seed, lr, ch.alpha[src], bn, setting) for seed in range(n)]
+        if sp.beta_match:
+            runs = [Run(r.stage, r.method, r.preset, r.seed, r.lr, r.alpha, r.extra + (f"hdml.beta={ch.beta[key]!r}",),
+                        r.setting) for r in runs]
+        return runs
+    if sp.kind == "hdc":
+        if key not in ch.fractions:
+            return None
+        return [_hdc_run(s, "final", key, seed, lr, ch.fractions[key]) for seed in range(n)]
+    return [Run("final", key, sp.preset, seed, lr, None, tuple(sp.extra)) for seed in range(n)]
+
+
+def n_final(s: Settings, ch: Choices, key: str) -> int:
+    if not s.spec(key).headline:
+        return s.seeds_rest
+    return max(s.seeds_key, ch.seeds.get(key, s.seeds_key))
 
 
 def plan_final(s: Settings, ch: Choices) -> list[Run]:
-    """The final runs whose choices are known; HDML, its baselines and ablations first."""
+    """The final runs whose choices are known; headline methods first, seed by seed."""
     runs = []
-    for key in KEYS:
-        lr_key = "hdml_npair" if key in ABLATIONS else key
-        alpha_key = lr_key if lr_key in HDML_BASE else None
-        if lr_key not in ch.lr or (alpha_key and alpha_key not in ch.alpha):
-            continue
-        extra = final_extra(key, s, ch)
-        if extra is None:
-            continue
-        preset, _ = _preset_and_extra(key, s)
-        n = s.seeds_key if key in KEY_METHODS else s.seeds_rest
-        runs += [Run("final", s.name(key), preset, seed, ch.lr[lr_key], ch.alpha.get(alpha_key) if alpha_key else None,
-                     extra) for seed in range(n)]
-    first = set(KEY_METHODS) | set(ABLATIONS)
-    return sorted(runs, key=lambda r: (method_key(r.method) not in first, r.seed))
+    for sp in s.specs:
+        got = final_runs_of(s, ch, sp.key, n_final(s, ch, sp.key))
+        runs += got or []
+    return sorted(runs, key=lambda r: (not s.spec(r.method).headline, r.seed))
 
 
 def dummy_choices(s: Settings) -> Choices:
     """Placeholder choices: the full plan's shape (run counts) before anything has run."""
-    return Choices(lr={k: s.lrs[0] for k in SELECT_LR}, j_avg={k: 1.0 for k in HDML_BASE},
-                   alpha={k: 0.0 for k in HDML_BASE},
-                   bn_stats=s.defaults.get("bn_stats"), fractions=s.defaults["fractions"])
+    own = [sp.key for sp in s.specs if not sp.lr_of]
+    return Choices(lr={k: s.lrs[0] for k in own}, j_avg={k: 1.0 for k in s.keys("hdml")},
+                   alpha={k: 0.0 for k in s.keys("hdml")}, bn_stats=s.start.get("bn_stats") if s.bn_key else None,
+                   fractions={k: tuple(s.start["fractions"]) for k in s.keys("hdc")},
+                   beta={sp.key: 1.0 for sp in s.specs if sp.beta_match})
 
 
 def plan_all(s: Settings, ch: Choices) -> list[Run]:
@@ -310,11 +306,26 @@ def plan_all(s: Settings, ch: Choices) -> list[Run]:
 
 
 def plan_counts(s: Settings) -> dict:
-    """{stage: number of runs} of the whole study (reused runs counted once, in their own stage)."""
+    """{stage: number of runs} of the whole plan at ``seeds_key`` (reused runs counted once)."""
     counts = {st: 0 for st in STAGES}
     for r in plan_all(s, dummy_choices(s)):
         counts[r.stage] += 1
     return counts
+
+
+def plan_fingerprint(s: Settings) -> str:
+    """sha256 (16 hex digits) of every run of the plan: its stage, name, preset and full overrides
+    (placeholder choices for the stages that wait on results; the runs folder left out, so the
+    hash does not depend on where runs are kept). Every setting a stage varies, and every start
+    value, is an explicit override, so a change to any of them, to the grids or to the seeds
+    changes it."""
+    root = str(s.runs)
+    items = [(r.stage, r.folder(), r.preset, [o.replace(root, "<runs>") for o in overrides(r, s)])
+             for r in plan_all(s, dummy_choices(s))]
+    head = {k: v for k, v in asdict(s).items() if k not in ("runs", "stages", "fast", "specs")}
+    blob = json.dumps({"settings": head, "specs": [asdict(sp) for sp in s.specs], "runs": items},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def copy_settings(s: Settings, **kw) -> Settings:

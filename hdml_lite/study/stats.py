@@ -42,25 +42,43 @@ def t_quantile(q: float, df: int) -> float:
     return float(t.ppf(q, df))
 
 
-def paired_verdict(a, b, level: float = 0.95) -> dict:
-    """Is A > B (the paper's direction)? From paired per-seed scores.
+VERDICTS = ("supported", "contradicted", "equivalent", "undecided")
+DEFAULT_MARGIN = 0.01       # 1 point of R@1 / NMI (scores are fractions)
+
+
+def paired_verdict(a, b, level: float = 0.95, margin: float = DEFAULT_MARGIN) -> dict:
+    """Is A > B (the paper's direction), A < B, or are they equivalent? From paired per-seed scores.
 
     a, b: sequences of the same length n (seed i of A paired with seed i of B).
     Differences d = a - b; mean, and the t-interval mean ± t_{(1+level)/2, n-1} sd(d) / sqrt(n).
-    verdict: "supported" if the interval lies above 0, "contradicted" if below 0,
-    "undecided" otherwise (and always with n < 2: no interval).
-    Returns {"n_seeds", "diffs", "mean_diff", "ci_low", "ci_high", "verdict"}.
+    verdict: "supported" if the 95% interval lies above 0, "contradicted" if below 0; else
+    "equivalent" if the 90% interval lies inside (-margin, +margin) (two one-sided tests at 5%:
+    any effect is smaller than the margin); else "undecided" (always with n < 2: no interval).
+    Returns {"n_seeds", "diffs", "mean_diff", "ci_low", "ci_high", "tost_low", "tost_high",
+    "margin", "verdict"}.
     """
+    if not margin > 0:
+        raise ValueError(f"margin={margin!r}: expected a positive number (a fraction: 0.01 = 1 point)")
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"paired scores need equal 1-d shapes, got {a.shape} and {b.shape}")
     d = a - b
     n = len(d)
     mean = float(d.mean()) if n else float("nan")
-    if n < 2:
-        lo = hi = float("nan")
-    else:
-        half = t_quantile((1 + level) / 2, n - 1) * float(d.std(ddof=1)) / math.sqrt(n)
+    lo = hi = tlo = thi = float("nan")
+    if n >= 2:
+        se = float(d.std(ddof=1)) / math.sqrt(n)
+        half = t_quantile((1 + level) / 2, n - 1) * se
         lo, hi = mean - half, mean + half
-    verdict = "supported" if lo > 0 else "contradicted" if hi < 0 else "undecided"
-    return {"n_seeds": n, "diffs": d.tolist(), "mean_diff": mean, "ci_low": lo, "ci_high": hi, "verdict": verdict}
+        half90 = t_quantile(0.95, n - 1) * se          # two one-sided tests at 5%: the 90% interval
+        tlo, thi = mean - half90, mean + half90
+    if lo > 0:
+        verdict = "supported"
+    elif hi < 0:
+        verdict = "contradicted"
+    elif -margin < tlo and thi < margin:
+        verdict = "equivalent"
+    else:
+        verdict = "undecided"
+    return {"n_seeds": n, "diffs": d.tolist(), "mean_diff": mean, "ci_low": lo, "ci_high": hi,
+            "tost_low": tlo, "tost_high": thi, "margin": margin, "verdict": verdict}

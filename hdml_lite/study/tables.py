@@ -1,0 +1,237 @@
+"""The study's markdown tables (results/README.md, compare's output): pure functions of CSV rows."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .keys import KEYS, method_key
+from .paper import DISPLAY, split_name
+
+TABLE_METRICS = ("nmi", "f1", "r1", "r2", "r4", "r8", "map_r")
+NAMES = {"nmi": "NMI", "f1": "F1", "r1": "R@1", "r2": "R@2", "r4": "R@4", "r8": "R@8", "map_r": "MAP@R"}
+STAGES = ("select_lr", "select_alpha", "select_bn", "select_fractions", "final")
+
+
+def label(method: str) -> str:
+    return DISPLAY.get(split_name(method)[1], method)
+
+
+def ordered(rows: list[dict]) -> list[dict]:
+    """Rows in the table's order (plan.KEYS first, other methods after, each by seed)."""
+    rank = {k: i for i, k in enumerate(KEYS)}
+    return sorted(rows, key=lambda r: (rank.get(method_key(str(r["method"])), len(KEYS)), str(r["method"]),
+                                       r.get("seed", 0)))
+
+
+def by_method(rows: list[dict], metric: str) -> dict:
+    """{method: np.array of the metric over seeds (fractions)}, in the rows' order."""
+    out: dict = {}
+    for r in rows:
+        if isinstance(r.get(metric), float):
+            out.setdefault(r["method"], []).append(r[metric])
+    return {m: np.array(v) for m, v in out.items()}
+
+
+def fmt(v, scale: float = 100.0, digits: int = 1) -> str:
+    """mean ± std (sample std, ddof=1) of ``v`` times ``scale``; one value alone; "-" for none."""
+    if v is None or len(v) == 0:
+        return "-"
+    if len(v) == 1:
+        return f"{scale * v[0]:.{digits}f}"
+    return f"{scale * np.mean(v):.{digits}f} ± {scale * np.std(v, ddof=1):.{digits}f}"
+
+
+
+def main_table(rows: list[dict]) -> str:
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    cols = {m: by_method(rows, m) for m in TABLE_METRICS + ("train_s",)}
+    head = "| method | seeds | " + " | ".join(NAMES[m] for m in TABLE_METRICS) + " | train s |"
+    lines = [head, "|" + "---|" * (len(TABLE_METRICS) + 3)]
+    for k in methods:
+        n = len(cols["r1"].get(k, []))
+        cells = [fmt(cols[m].get(k)) for m in TABLE_METRICS]
+        lines.append(f"| {label(k)} | {n} | " + " | ".join(cells) + f" | {fmt(cols['train_s'].get(k), 1.0, 0)} |")
+    return "\n".join(lines)
+
+
+def _pts(x) -> str:
+    return "-" if not isinstance(x, float) or not math.isfinite(x) else f"{100 * x:+.2f}"
+
+
+def _ci(v: dict, lo: str, hi: str) -> str:
+    x, y = v.get(lo), v.get(hi)
+    if isinstance(x, float) and math.isfinite(x):
+        return f"[{_pts(x)}, {_pts(y)}]"
+    return "- (fewer than 2 seeds)"
+
+
+def verdict_table(verdicts: list[dict], table: list[dict], regime: str) -> str:
+    """verdicts.csv rows, with the per-seed differences read back from the table. ``regime``: the
+    study's method-name prefix ("" for compare, whose claims name methods in full)."""
+    from .keys import CLAIMS, method_name
+
+    pairs = {claim: (method_name(regime, a), method_name(regime, b)) for claim, a, b in CLAIMS} if regime else {}
+    for v in verdicts:
+        if "a" in v and "b" in v:
+            pairs[v["claim"]] = (v["a"], v["b"])
+    lines = ["| claim (A > B) | metric | seeds | per-seed A - B (points) | mean (points) | 95% t-interval | "
+             "90% interval (equivalence) | margin | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    for v in verdicts:
+        diffs = ""
+        if v["claim"] in pairs:
+            a, b = pairs[v["claim"]]
+            va = {r["seed"]: r[v["metric"]] for r in table if r["method"] == a and v["metric"] in r}
+            vb = {r["seed"]: r[v["metric"]] for r in table if r["method"] == b and v["metric"] in r}
+            diffs = ", ".join(f"{100 * (va[k] - vb[k]):+.1f}" for k in sorted(set(va) & set(vb)))
+        n = int(v.get("n_seeds", 0))
+        margin = f"±{100 * v['margin']:.3g}" if isinstance(v.get("margin"), float) else "-"
+        lines.append(f"| {v['claim']} | {NAMES.get(v['metric'], v['metric'])} | {n} | {diffs or '-'} | "
+                     f"{_pts(v.get('mean_diff'))} | {_ci(v, 'ci_low', 'ci_high')} | {_ci(v, 'tost_low', 'tost_high')} | "
+                     f"{margin} | **{v['verdict']}** |")
+    return "\n".join(lines)
+
+
+def noise_table(rows: list[dict]) -> str:
+    """selection_noise rows: how many choices were within seed noise of the runner-up."""
+    lines = ["| stage | method | values | chosen: val MAP@R | runner-up | gap (points) | 2 s.e. of a gap | within noise |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        two_se = 2 * r["noise_se"] if isinstance(r.get("noise_se"), float) else float("nan")
+        lines.append(f"| {r['stage']} | {label(r['method'])} | {int(r['n_values'])} | {100 * r['best']:.1f} | "
+                     f"{100 * r['runner_up']:.1f} | {100 * r['gap']:.2f} | "
+                     f"{100 * two_se:.2f} | {'**yes**' if r.get('within_noise') in (1, 1.0, True) else 'no'} |")
+    n = sum(r.get("within_noise") in (1, 1.0, True) for r in rows)
+    lines.append(f"\n{n} of {len(rows)} choices were within seed noise of the runner-up.")
+    return "\n".join(lines)
+
+
+def selection_table(rows: list[dict]) -> str:
+    lines = ["| stage | method | lr | alpha | setting | seed | val R@1 | val NMI | val F1 | val MAP@R | chosen |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        alpha = f"{r['alpha']:.4g}" if isinstance(r.get("alpha"), float) else ""
+        lines.append(f"| {r['stage']} | {label(r['method'])} | {r['lr']:g} | {alpha} | {r.get('setting', '')} | "
+                     f"{r['seed']} | {100 * r['val_r1']:.1f} | {100 * r['val_nmi']:.1f} | {100 * r['val_f1']:.1f} | "
+                     f"{100 * r['val_map_r']:.1f} | {'**yes**' if int(r['chosen']) else ''} |")
+    return "\n".join(lines)
+
+
+def sweep_table(rows: list[dict]) -> str:
+    lines = ["| method | pull target p | alpha | measured pull factor | seeds | val R@1 mean [min, max] | "
+             "test R@1 mean |", "|---|---|---|---|---|---|---|"]
+    for meth in dict.fromkeys(r.get("method", "") for r in rows):
+        test = {p["alpha"]: p for p in sweep_points(rows, meth, "test")}
+        for p in sweep_points(rows, meth, "val"):
+            t = test.get(p["alpha"])
+            t_mean = "-" if t is None else f"{100 * t['mean']:.1f}"
+            lines.append(f"| {label(meth)} | {p['pull_target']:g} | {p['alpha']:.4g} | {p['pull_factor']:.3f} | "
+                         f"{p['n']} | {100 * p['mean']:.1f} [{100 * p['min']:.1f}, {100 * p['max']:.1f}] | {t_mean} |")
+    return "\n".join(lines)
+
+
+def paired_selection_lines(selection: list[dict]) -> list[str]:
+    """For the selection stages that compare two settings over paired seeds (bn_stats, HDC
+    fractions): second setting - first, validation MAP@R (the selection metric), per seed, mean
+    and 95% t-interval."""
+    from .stats import paired_verdict
+
+    lines = []
+    for stage in ("select_bn", "select_fractions"):
+        rows = [r for r in selection if r["stage"] == stage]
+        settings = list(dict.fromkeys(r.get("setting", "") for r in rows))
+        if len(settings) != 2:
+            continue
+        a = {r["seed"]: r["val_map_r"] for r in rows if r.get("setting", "") == settings[1]}
+        b = {r["seed"]: r["val_map_r"] for r in rows if r.get("setting", "") == settings[0]}
+        seeds = sorted(set(a) & set(b))
+        v = paired_verdict([a[k] for k in seeds], [b[k] for k in seeds])
+        ci = (f"95% t-interval [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}]" if len(seeds) > 1
+              else "one seed: no interval")
+        chosen = next((r.get("setting") for r in rows if int(r["chosen"])), "?")
+        lines.append(f"- {label(rows[0]['method'])}, `{settings[1]}` minus `{settings[0]}`, validation MAP@R per seed: "
+                     + ", ".join(f"{100 * d:+.1f}" for d in v["diffs"])
+                     + f" points; mean {100 * v['mean_diff']:+.2f}, {ci}; chosen: `{chosen}`.")
+    return lines
+
+
+def engagement_table(rows: list[dict]) -> str:
+    """engagement.csv rows: the v2 conditions with their numbers, and both versions' verdicts."""
+    from .files import CONDITIONS
+
+    names = {"classifier": "a. acc_real at end", "labels": "b. acc_syn (2nd-half median)",
+             "weight": "c. weight_syn (2nd-half mean)", "pull": "d. pull factor (2nd-half median)",
+             "hardness": "e. hard_gen (vs hard_real)"}
+    lines = ["| method | seed | alpha | " + " | ".join(names[c] for c in CONDITIONS) + " | engaged v2 | engaged v1 |",
+             "|" + "---|" * (len(CONDITIONS) + 5)]
+    yes = lambda x: x in (1, 1.0, True)  # noqa: E731
+
+    def cell(r, c):
+        v, ok = r.get(f"{c}_value"), r.get(f"{c}_ok")
+        num = f"{v:.3g}" if isinstance(v, float) and math.isfinite(v) else "nan"
+        return f"{num} {'ok' if yes(ok) else 'NO'}"
+
+    for r in rows:
+        alpha = f"{r['alpha']:.3g}" if isinstance(r.get("alpha"), float) else "-"
+        lines.append(f"| {label(r['method'])} | {r['seed']} | {alpha} | " + " | ".join(cell(r, c) for c in CONDITIONS)
+                     + f" | {'**yes**' if yes(r.get('engaged_v2')) else 'no'} | {'yes' if yes(r.get('engaged_v1')) else 'no'} |")
+    n2 = sum(yes(r.get("engaged_v2")) for r in rows)
+    n1 = sum(yes(r.get("engaged_v1")) for r in rows)
+    lines.append(f"\nEngaged: {n2} of {len(rows)} runs by conditions v2, {n1} of {len(rows)} by v1."
+                 + (" **No run meets v2.**" if rows and not n2 else ""))
+    return "\n".join(lines)
+
+
+def timing_table(study: dict) -> str:
+    counts = study.get("runs_per_stage", {})
+    done = study.get("runs_done_per_stage", {})
+    wall = study.get("stage_wall_s", {})
+    lines = ["| stage | runs planned | runs finished | run wall-clock, summed (min) |", "|---|---|---|---|"]
+    for st in STAGES:
+        if st in counts:
+            lines.append(f"| {st} | {counts[st]} | {done.get(st, '-')} | {wall.get(st, 0.0) / 60:.1f} |")
+    lines.append(f"| **total** | {study.get('runs_total', '-')} | {study.get('runs_done', '-')} | "
+                 f"{sum(wall.values()) / 60:.1f} |")
+    return "\n".join(lines)
+
+
+
+
+def sweep_points(rows: list[dict], method: str, split: str, metric: str = "r1") -> list[dict]:
+    """Per alpha of ``method``: pull target, measured pull factor (mean over seeds of the
+    per-run medians), and the metric's mean, min and max over seeds. Sorted by pull target."""
+    out = []
+    mine = [r for r in rows if r.get("method", method) == method and r["split"] == split]
+    for a in sorted({float(r["alpha"]) for r in mine}):
+        g = [r for r in mine if float(r["alpha"]) == a]
+        v = [r[metric] for r in g if isinstance(r.get(metric), float)]
+        pf = [r["pull_factor_median"] for r in g if isinstance(r.get("pull_factor_median"), float)]
+        out.append({"alpha": a, "pull_target": g[0].get("pull_target", float("nan")),
+                    "pull_factor": float(np.mean(pf)) if pf else float("nan"), "n": len(v),
+                    "mean": float(np.mean(v)), "min": float(np.min(v)), "max": float(np.max(v))})
+    return sorted(out, key=lambda p: -p["pull_target"] if isinstance(p["pull_target"], float) else 0)
+
+
+def tradeoff_lines(rows: list[dict]) -> list[str]:
+    """Per method and pull target: seeds, and whether the medians over seeds meet conditions v2 b
+    (acc_syn >= 0.5), d (pull factor in [0.05, 0.95]) and e's first half (hard_gen < hard_real)."""
+    from ..hdml.diagnostics import MIN_ACC_SYN, PULL_RANGE_V2
+
+    lines = ["| method | pull target | seeds | pull factor | acc_syn | hard_gen / hard_real | val MAP@R | b, d, e together |",
+             "|---|---|---|---|---|---|---|---|"]
+    anywhere = False
+    for meth in dict.fromkeys(r["method"] for r in rows):
+        for p in sorted({r["pull_target"] for r in rows if r["method"] == meth}, reverse=True):
+            g = [r for r in rows if r["method"] == meth and r["pull_target"] == p]
+            med = lambda k: float(np.median([r[k] for r in g if isinstance(r.get(k), float)] or [np.nan]))  # noqa: E731
+            ok = (med("acc_syn") >= MIN_ACC_SYN and PULL_RANGE_V2[0] <= med("pull_median") <= PULL_RANGE_V2[1]
+                  and med("hard_ratio") < 1.0)
+            anywhere |= ok
+            lines.append(f"| {label(meth)} | {p:g} | {len(g)} | {med('pull_median'):.3g} | {med('acc_syn'):.2f} | "
+                         f"{med('hard_ratio'):.2f} | {100 * med('val_map_r'):.1f} | {'**yes**' if ok else 'no'} |")
+    lines.append("\n" + ("Some alpha meets b, d and e together (see the rows marked yes)." if anywhere else
+                          "**No alpha meets b (labels kept), d (hardness adapts) and e (harder than the real "
+                          "negatives) together.**"))
+    return lines
+
+
