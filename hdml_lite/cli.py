@@ -1,7 +1,8 @@
-"""Command line: ``python -m hdml_lite {demo,train,eval,download,presets,config}``.
+"""Command line: ``python -m hdml_lite {demo,train,compare,eval,download,presets,config}``.
 
     python -m hdml_lite demo                                # the main job (embedded data, CPU minutes)
     python -m hdml_lite train --preset lab_hdml_npair hdml.alpha=1.0 train.steps=300
+    python -m hdml_lite compare lab_hdml_npair lab_npair --data folder:~/my_images   # fair: lr selected for each
     python -m hdml_lite eval --checkpoint runs/lab_hdml_npair/checkpoint.pt
     python -m hdml_lite download cub --root data/
     python -m hdml_lite presets
@@ -18,25 +19,8 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError, apply_overrides, describe, from_dict
+from .metrics_table import format_table
 from .presets import get_preset, list_presets
-
-TABLE_KEYS = ("r1", "r2", "r4", "r8", "nmi", "f1", "map_r")
-
-
-def format_table(rows: dict, keys=TABLE_KEYS, extra: dict | None = None) -> str:
-    """``rows``: {name: metrics dict (fractions)} -> a plain-text table in %."""
-    width = max(8, *(len(n) for n in rows))
-    head = f"{'method':<{width}} " + " ".join(f"{k.upper():>6}" for k in keys)
-    if extra:
-        head += f" {'train_s':>8}"
-    lines = [head, "-" * len(head)]
-    for name, m in rows.items():
-        line = f"{name:<{width}} " + " ".join(f"{100 * m[k]:6.1f}" if k in m else f"{'-':>6}" for k in keys)
-        if extra:
-            line += f" {extra.get(name, float('nan')):8.0f}"
-        lines.append(line)
-    return "\n".join(lines)
-
 
 def cmd_train(args) -> int:
     from .training.trainer import train
@@ -126,6 +110,16 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from .study.compare import run_compare
+
+    presets = [a for a in args.items if "=" not in a]
+    overrides = [a for a in args.items if "=" in a]
+    run_compare(presets, args.data, overrides, seeds=args.seeds, margin=args.margin, out=args.out, jobs=args.jobs,
+                plan=args.plan, max_seeds=args.max_seeds)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m hdml_lite", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -152,6 +146,23 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("overrides", nargs="*", help="config overrides applied to every demo run")
     m.set_defaults(func=cmd_demo)
+    cp = sub.add_parser("compare", help="a fair comparison of presets on any data set: the same lr/alpha selection "
+                        "on validation classes for every method, paired seeds, verdicts",
+                        description="Compare PRESET_A against each other preset: lr (and HDML's alpha, HDC's "
+                        "fractions) selected for every method the same way on a validation split of the train "
+                        "classes, then paired seeds on the test classes; verdicts A - B: supported / contradicted / "
+                        "equivalent (90%% interval inside +-margin) / undecided. Resumes when rerun.")
+    cp.add_argument("items", nargs="+", metavar="PRESET_or_key=value",
+                    help="two or more presets (the first is A), then config overrides for every run")
+    cp.add_argument("--data", default="glyphs", help="glyphs (default) or folder:PATH (one sub-folder per class)")
+    cp.add_argument("--seeds", type=int, default=5, help="paired final seeds (>= 2; default 5)")
+    cp.add_argument("--max-seeds", type=int, default=10, help="seeds added one at a time up to this while a verdict "
+                    "is undecided (default 10)")
+    cp.add_argument("--margin", type=float, default=1.0, help="equivalence margin in points of R@1/NMI (default 1)")
+    cp.add_argument("--out", default="runs/compare", help="selection.csv, table.csv, verdicts.csv and the runs")
+    cp.add_argument("--jobs", type=int, default=2, help="parallel processes, one thread each (0: in this process)")
+    cp.add_argument("--plan", action="store_true", help="print the runs and stop")
+    cp.set_defaults(func=cmd_compare)
     ps = sub.add_parser("presets", help="list the named presets")
     ps.set_defaults(func=cmd_presets)
     c = sub.add_parser("config", help="list every config key with its default (or a preset's value) and meaning")
@@ -161,7 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:   # compare: key=value overrides may follow the options (argparse stops its positionals there)
+        if args.command != "compare" or any("=" not in e or e.startswith("-") for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.items += extra
     try:
         return args.func(args)
     except BrokenPipeError:   # e.g. `python -m hdml_lite config | head`: the reader is gone, nothing to say

@@ -6,7 +6,7 @@
 Trains both with the lab presets (the converged lab regime: the small CNN pretrained on other
 glyphs, fine-tuned; docs/METHOD.md §5) and the same budget, evaluates the FINAL models on the
 held-out test classes, prints R@1/2/4/8, NMI, F1 and MAP@R, then whether HDML's mechanism was
-engaged in its run (the four conditions of ``hdml/diagnostics.py``, with their numbers). Writes
+engaged in its run (the engagement conditions v2 of ``hdml/diagnostics.py``, with their numbers, and v1's verdict). Writes
 learning curves to ``<out>/demo_curves.png`` and the mechanism diagnostics to
 ``<out>/demo_mechanism.png``.
 """
@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from .cli import format_table
+from .metrics_table import format_table
 from .config import apply_overrides
 from .presets import get_preset
 

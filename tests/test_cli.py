@@ -34,8 +34,8 @@ def test_demo_fast_prints_table_and_plot(tmp_path):
     assert "lab_npair" in r.stdout and "lab_hdml_npair" in r.stdout and "NMI" in r.stdout
     assert (out / "demo_curves.png").stat().st_size > 10_000
     assert (out / "demo_mechanism.png").stat().st_size > 10_000
-    for line in ("1. classifier learns", "2. synthetics weigh", "3. pull factor adapts",
-                 "4. generator keeps hardness", "engaged (all four)"):
+    for line in ("a. classifier learns", "b. labels kept", "c. synthetics count", "d. hardness adapts",
+                 "e. harder, and preserved", "engaged (v2, all five)", "(v1, the first four loose conditions"):
         assert line in r.stdout
 
 

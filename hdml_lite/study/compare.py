@@ -1,0 +1,240 @@
+"""``python -m hdml_lite compare``: one fair comparison of presets on any data set.
+
+    python -m hdml_lite compare lab_hdml_npair lab_npair --data glyphs
+    python -m hdml_lite compare lab_hdml_npair lab_npair --data folder:~/my_images --seeds 5 --out runs/cmp
+    python -m hdml_lite compare lab_hdml_npair lab_npair --data glyphs --plan      # the runs, nothing trained
+
+Every method gets the same procedure (the comparison engine, study/plan.py): its lr from the same
+grid, HDML's alpha from a grid that spans the pull factor, HDC's fractions, all on a class-disjoint
+validation split of the train classes (the same for every method); then final runs on paired seeds
+on all train classes, scored on the test classes. Claims are "A > B" for the first preset A
+against each other preset B, with verdicts supported / contradicted / equivalent (inside
+±margin) / undecided; seeds are added one at a time up to ``--max-seeds`` while a verdict is
+undecided. The presets' own lr, alpha and fractions are only start values here: a preset's lr was
+chosen on the glyphs, so two presets side by side on other data would compare learning rates too.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..config import ConfigError, apply_overrides
+from .engine import (choices, is_done, is_failed, read_run, run_dir, run_rounds, selection_noise, table_rows,
+                     verdict_rows)
+from .files import (COMPARE_TABLE_COLUMNS, ENGAGEMENT_COLUMNS, NOISE_COLUMNS, SELECTION_COLUMNS, VERDICT_COLUMNS,
+                    write_csv)
+from .plan import STAGES, Settings, Spec, overrides as run_overrides, plan_all, plan_counts, plan_final, plan_select_lr
+
+PULL_TARGETS = (1.0, 0.5, 0.1, 0.01)     # the graded sweep: nothing pulled ... negatives at d+
+MIN_TRAIN_CLASSES, MIN_VAL_CLASSES, MIN_TEST_CLASSES, MIN_IMAGES = 4, 2, 2, 2
+BATCHED_SAMPLERS = ("npair", "m_per_class")   # data.batch_classes = classes per batch
+
+
+def _kind(cfg) -> str:
+    return {"hdml": "hdml", "hdc": "hdc"}.get(cfg.train.method, "plain")
+
+
+def _data_overrides(data: str) -> tuple[str, list[str]]:
+    """``--data`` -> (dataset name, overrides)."""
+    if data == "glyphs":
+        return "glyphs", []
+    if data.startswith("folder:"):
+        path = Path(data[len("folder:"):]).expanduser()
+        if not path.is_dir():
+            raise ConfigError(f"--data {data}: {str(path)!r} is not a folder; expected folder:PATH with one "
+                              f"sub-folder of images per class")
+        return "folder", ["data.dataset=folder", f"data.root={path}"]
+    raise ConfigError(f"--data {data!r}; expected glyphs or folder:PATH")
+
+
+def _count(cfg, split: str) -> tuple[int, int]:
+    """(classes, median images per class) of ``split`` under ``cfg``'s data settings."""
+    import numpy as np
+
+    from ..data import config_channels, load_dataset
+
+    ds = load_dataset(cfg.data, split, in_channels=config_channels(cfg), train_transform=False)
+    counts = np.bincount(np.asarray(ds.labels, dtype=np.int64))
+    counts = counts[counts > 0]
+    return len(counts), int(np.median(counts)) if len(counts) else 0
+
+
+def make_compare_settings(presets: list[str], data: str, overrides: list[str], seeds: int = 5, margin: float = 1.0,
+                          out: str | Path = "runs/compare", max_seeds: int = 10, lrs=(3e-4, 1e-3, 3e-3),
+                          pull_targets=PULL_TARGETS, select_seeds: int = 3, val_classes: float = 0.2,
+                          log=print) -> Settings:
+    """Validate the request and build the engine's settings. ``margin`` in points (1 = 1 point of R@1/NMI)."""
+    from ..presets import get_preset
+
+    if len(presets) < 2:
+        raise ConfigError(f"compare needs at least two presets, got {len(presets)} ({' '.join(presets) or 'none'}); "
+                          f"expected e.g. `compare lab_hdml_npair lab_npair --data glyphs`")
+    if len(set(presets)) != len(presets):
+        raise ConfigError(f"compare: a preset is named twice ({' '.join(presets)}); expected distinct presets")
+    if seeds < 2:
+        raise ConfigError(f"--seeds {seeds}: a paired interval needs at least 2 seeds; expected --seeds >= 2 (5 is the default)")
+    if max_seeds < seeds:
+        raise ConfigError(f"--max-seeds {max_seeds} is below --seeds {seeds}; expected --max-seeds >= --seeds")
+    if not margin > 0:
+        raise ConfigError(f"--margin {margin:g}: expected a positive number of points (1 = one point of R@1 / NMI)")
+    dataset, data_ov = _data_overrides(data)
+    cfgs = {p: apply_overrides(get_preset(p), data_ov + list(overrides)) for p in presets}
+    for p in presets:
+        own = get_preset(p).data.dataset
+        if own != dataset and not (dataset == "folder" and own == "glyphs"):
+            raise ConfigError(f"preset {p} is for data set {own!r}, not --data {data}; expected presets of "
+                              f"{'the glyphs or a folder (lab_*)' if dataset == 'folder' else dataset}")
+    steps = {p: c.train.steps for p, c in cfgs.items()}
+    if len(set(steps.values())) > 1:
+        raise ConfigError("the presets have different budgets (" + ", ".join(f"{p} {n}" for p, n in steps.items())
+                          + " steps); every method needs the same budget: give train.steps=N")
+    first = cfgs[presets[0]]
+    val_cfg = apply_overrides(first, [f"data.val_classes={val_classes}"])
+    n_tr, med_tr = _count(val_cfg, "train")
+    n_val, _ = _count(val_cfg, "val")
+    n_te, med_te = _count(first, "test")
+    log(f"classes: {n_tr} train + {n_val} validation (data.val_classes={val_classes}: class-disjoint, the same for "
+        f"every method) + {n_te} test; median images per class {med_tr} train, {med_te} test")
+    problems = []
+    if n_tr < MIN_TRAIN_CLASSES:
+        problems.append(f"{n_tr} training classes after the validation split (needs >= {MIN_TRAIN_CLASSES})")
+    if n_val < MIN_VAL_CLASSES:
+        problems.append(f"{n_val} validation classes (needs >= {MIN_VAL_CLASSES}: raise data.val_classes)")
+    if n_te < MIN_TEST_CLASSES:
+        problems.append(f"{n_te} test classes (needs >= {MIN_TEST_CLASSES})")
+    if min(med_tr, med_te) < MIN_IMAGES:
+        problems.append(f"median {min(med_tr, med_te)} image(s) per class (needs >= {MIN_IMAGES})")
+    if problems:
+        raise ConfigError(f"--data {data} cannot support a comparison: " + "; ".join(problems))
+    specs = []
+    for p in presets:
+        c, extra = cfgs[p], []
+        if c.data.sampler in BATCHED_SAMPLERS and c.data.batch_classes > n_tr:
+            extra.append(f"data.batch_classes={n_tr}")
+            log(f"batch rule: {p}: data.batch_classes {c.data.batch_classes} -> {n_tr} (classes per batch = "
+                f"min(preset, training classes left after the validation split))")
+        specs.append(Spec(p, p, tuple(extra), kind=_kind(c)))
+    start = {"alpha": {p: float(c.hdml.alpha) for p, c in cfgs.items() if _kind(c) == "hdml"}, "bn_stats": None,
+             "fractions": next((tuple(float(f) for f in c.hdc.fractions) for c in cfgs.values() if _kind(c) == "hdc"),
+                               (1.0, 0.5, 0.2))}
+    claims = tuple((f"{presets[0]} > {b}", presets[0], b) for b in presets[1:])
+    return Settings(specs=tuple(specs), runs=Path(out) / "runs", base=data_ov + list(overrides), steps=first.train.steps,
+                    start=start, lrs=tuple(lrs), pull_targets=tuple(pull_targets), select_seeds=select_seeds,
+                    seeds_key=seeds, max_seeds=max_seeds, seeds_rest=seeds, val_classes=val_classes, claims=claims,
+                    headline_claims=len(claims), margin=margin / 100.0)
+
+
+def _identity(args: dict) -> dict:
+    return {k: args[k] for k in ("presets", "data", "overrides", "seeds", "max_seeds", "margin", "lrs",
+                                 "pull_targets", "select_seeds", "val_classes")}
+
+
+def claim_out(out: Path, ident: dict) -> None:
+    """Refuse an out folder that holds another comparison; record this one's identity."""
+    path = out / "compare.json"
+    if path.is_file():
+        try:
+            prev = json.loads(path.read_text()).get("identity", {})
+        except ValueError:
+            prev = {"unreadable": True}
+        if prev != ident:
+            diff = [k for k in ident if prev.get(k) != ident[k]] or ["its contents"]
+            raise ConfigError(f"--out {out} holds another comparison (it differs in {', '.join(diff)}: "
+                              + ", ".join(f"{k}={prev.get(k)!r}" for k in diff[:2])
+                              + "); expected a new folder, or the same command to resume that one")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"identity": ident}, indent=1))
+
+
+def plan_lines(s: Settings) -> list[str]:
+    counts = plan_counts(s)
+    lines = [f"== comparison plan: {len(s.specs)} methods, {s.steps} steps per run, runs in {s.runs}"]
+    lines += [f"   {st:<18}{counts[st]:>4} runs" for st in STAGES if counts[st]]
+    lines.append(f"   {'total':<18}{sum(counts.values()):>4} runs at {s.seeds_key} seeds (up to "
+                 f"{2 * len(s.claims) * (s.max_seeds - s.seeds_key)} more while a verdict is undecided)")
+    lines.append("   first stage (every run; later stages wait for its choices):")
+    lines += [f"     {r.stage}/{r.folder()}: {r.preset} " + " ".join(o for o in run_overrides(r, s)
+                                                                     if not o.startswith("train.out_dir"))
+              for r in plan_select_lr(s)]
+    return lines
+
+
+def result_lines(s: Settings, table: list[dict], verdicts: list[dict], ch, noise: list[dict], wall: float) -> list[str]:
+    import numpy as np
+
+    lines = ["", "chosen on the validation classes (MAP@R): " + "; ".join(
+        f"{k} lr {ch.lr[k]:g}" + (f", alpha {ch.alpha[k]:.3g}" if k in ch.alpha else "")
+        + (f", fractions {ch.fractions[k]}" if k in ch.fractions else "") for k in ch.lr)]
+    within = sum(r["within_noise"] for r in noise)
+    lines.append(f"   {within} of {len(noise)} choices were within seed noise of the runner-up (selection_noise.csv)")
+    lines.append("")
+    head = f"{'method':<24} {'seeds':>5} " + " ".join(f"{k.upper():>13}" for k in ("r1", "map_r", "nmi"))
+    lines += ["test classes, mean ± sd over seeds (%):", head, "-" * len(head)]
+    for sp in s.specs:
+        rows = [r for r in table if r["method"] == sp.key]
+        cell = lambda k: (f"{100 * np.mean([r[k] for r in rows]):6.1f} ± {100 * np.std([r[k] for r in rows], ddof=1):4.1f}"  # noqa: E731
+                          if len(rows) > 1 else "-")
+        lines.append(f"{sp.key:<24} {len(rows):>5} " + " ".join(f"{cell(k):>13}" for k in ("r1", "map_r", "nmi")))
+    lines += ["", f"verdicts (paired seeds; A - B in points; 95% t-interval; equivalent = 90% interval inside "
+                  f"±{100 * s.margin:g} point):"]
+    for v in verdicts:
+        ci = (f"[{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}]" if v["n_seeds"] > 1 else "[no interval]")
+        lines.append(f"  {v['claim']:<40} {v['metric']:<4} n={v['n_seeds']:<2} {100 * v['mean_diff']:+6.2f} {ci:<18} "
+                     f"{v['verdict']}" + (f"  (even {s.max_seeds} seeds are not enough)" if v["verdict"] == "undecided"
+                                          and v["n_seeds"] >= s.max_seeds else ""))
+    lines.append(f"\ntime: {wall / 60:.1f} min wall for this invocation")
+    return lines
+
+
+def run_compare(presets: list[str], data: str, overrides: list[str], seeds: int = 5, margin: float = 1.0,
+                out: str = "runs/compare", jobs: int = 2, plan: bool = False, max_seeds: int = 10,
+                log=print, **kw) -> dict:
+    """The whole comparison; returns {"table", "verdicts", "choices"} (also written to ``out``)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    if jobs < 0:
+        raise ConfigError(f"--jobs {jobs}: expected 0 (in this process) or more parallel processes")
+    out = Path(out)
+    s = make_compare_settings(presets, data, overrides, seeds, margin, out, max_seeds, log=log, **kw)
+    if plan:
+        log("\n".join(plan_lines(s)))
+        return {}
+    ident = _identity({"presets": list(presets), "data": data, "overrides": list(overrides), "seeds": seeds,
+                       "max_seeds": max_seeds, "margin": margin, "lrs": list(s.lrs),
+                       "pull_targets": list(s.pull_targets), "select_seeds": s.select_seeds,
+                       "val_classes": s.val_classes})
+    claim_out(out, ident)
+    t0 = time.perf_counter()
+    threads = torch.get_num_threads()
+    try:
+        with tqdm(total=sum(plan_counts(s).values()), desc="compare", unit="run") as bar:
+            bar.update(sum(is_done(r, s) for r in plan_all(s, choices(s)[0])))
+            timing = run_rounds(s, jobs, log=lambda *_: None, bar=bar)
+    finally:
+        torch.set_num_threads(threads)
+    wall = time.perf_counter() - t0
+    ch, sel = choices(s)
+    final = [r for r in plan_final(s, ch) if is_done(r, s) and not is_failed(r, s)]
+    table = table_rows(final, s)
+    verdicts = verdict_rows(table, s)
+    noise = selection_noise(sel)
+    write_csv(out / "selection.csv", sel, SELECTION_COLUMNS)
+    write_csv(out / "selection_noise.csv", noise, NOISE_COLUMNS)
+    write_csv(out / "table.csv", table, COMPARE_TABLE_COLUMNS)
+    write_csv(out / "verdicts.csv", verdicts, VERDICT_COLUMNS)
+    from .export import engagement_row
+
+    eng = [engagement_row(r.method, r.seed, r.alpha, read_run(run_dir(r, s))["history"]["train"])
+           for r in final if s.spec(r.method).kind == "hdml"]
+    if eng:
+        write_csv(out / "engagement.csv", eng, ENGAGEMENT_COLUMNS)
+    info = json.loads((out / "compare.json").read_text())
+    info.update({"lr": ch.lr, "alpha": ch.alpha, "fractions": {k: list(v) for k, v in ch.fractions.items()},
+                 "final_seeds": ch.seeds, "wall_s": info.get("wall_s", 0.0) + wall, "stage_s": timing["stage_s"],
+                 "steps": s.steps, "select_metric": "map_r"})
+    (out / "compare.json").write_text(json.dumps(info, indent=1))
+    log("\n".join(result_lines(s, table, verdicts, ch, noise, wall)))
+    return {"table": table, "verdicts": verdicts, "choices": ch}
