@@ -1,5 +1,5 @@
 """Is HDML's mechanism switched on? Per-step diagnostics and the engagement conditions
-(docs/METHOD.md §5.4).
+(docs/METHOD.md §5.3).
 
 HDML's premise is that the generator turns harder embeddings into synthetics that are both
 **hard** and **label-preserving**, by an amount that **adapts** to training. Conditions v2
@@ -32,7 +32,7 @@ import math
 import torch
 from torch import Tensor
 
-# the thresholds of the four conditions (docs/METHOD.md §5)
+# the thresholds of conditions v1 (docs/METHOD.md §5.3)
 MIN_ACC_REAL = 0.5          # 1. classifier accuracy on real features at the end of the run
 MIN_WEIGHT_SYN = 0.3        # 2. mean synthetic weight over the second half
 PULL_RANGE = (0.01, 0.99)   # 3. pull factor strictly inside this range ...
@@ -40,7 +40,7 @@ MIN_PULL_SHARE = 0.5        #    ... on at least this share of the steps
 MAX_GEN_DRIFT = 0.25        # 4. |median hard_gen / median hard_aug - 1| at most this
 CONDITIONS_V1 = ("classifier", "weight", "pull", "hardness")
 
-# conditions v2 (docs/METHOD.md §5.4), fixed before the results were read: a. classifier as v1;
+# conditions v2 (docs/METHOD.md §5.3), fixed before the results were read: a. classifier as v1;
 MIN_ACC_SYN = 0.5           # b. second-half median acc_syn (synthetics keep their label)
 WEIGHT_RANGE_V2 = (0.3, 0.9)  # c. second-half mean weight_syn: synthetics count, real samples too
 PULL_RANGE_V2 = (0.05, 0.95)  # d. second-half median pull factor: hardness adapts
@@ -155,7 +155,7 @@ def _engagement_v2(m: dict, a: str) -> dict:
 
 
 def engagement(train_rows: list[dict], alpha: float | None = None) -> dict:
-    """The engagement conditions of a run, from its ``history["train"]`` rows (docs/METHOD.md §5.4).
+    """The engagement conditions of a run, from its ``history["train"]`` rows (docs/METHOD.md §5.3).
 
     Returns the v2 conditions at the top level, {"classifier", "labels", "weight", "pull",
     "hardness": {"value", "threshold", "ok", "text"}, "engaged": bool}, plus ``"v1"``: the

@@ -216,7 +216,7 @@ loss at its chosen lr (seed 0, validation classes).
         parts.append(f"""
 ## Is HDML's mechanism switched on? ({R})
 
-The engagement conditions v2 (docs/METHOD.md §5.4; `hdml_lite.hdml.diagnostics.engagement`) of
+The engagement conditions v2 (docs/METHOD.md §5.3; `hdml_lite.hdml.diagnostics.engagement`) of
 every final HDML run: a. classifier accuracy at the end >= 0.5; b. labels kept, median acc_syn
 >= 0.5; c. mean weight_syn in [0.3, 0.9]; d. median pull factor in [0.05, 0.95]; e. median
 hard_gen below hard_real and within 25% of hard_aug. The last column is the first, looser
