@@ -380,3 +380,29 @@ def test_study_eval_sets_follow_data_channels():
                                                         "data.max_per_class=2"])
     x, _ = _eval_sets(cfg, ("test",))["test"][0]
     assert x.shape[0] == 3
+
+
+def test_hypotheses_fast_writes_every_arm(tmp_path):
+    out = tmp_path / "results"
+    assert main(["hypotheses", "--fast", "--out", str(out), "--runs", str(tmp_path / "runs")]) == 0
+    from hdml_lite.study.files import HYPOTHESES_COLUMNS
+
+    assert header(out / "hypotheses.csv") == HYPOTHESES_COLUMNS
+    rows = read_rows(out / "hypotheses.csv")
+    assert {r["hypothesis"] for r in rows} == {"H1 headroom", "H2 in-batch negatives", "H3 length", "H4 labels kept"}
+    assert {r["loss"] for r in rows} == {"npair", "triplet"} and {r["metric"] for r in rows} == {"r1", "nmi"}
+    assert all(r["n_seeds"] == 2 and "/" in str(r["engaged_v2"]) for r in rows)
+    # no trade-off file: H4 is the principled change (a larger J_soft weight)
+    assert all("J_soft weight x10" in r["setting"] for r in rows if r["hypothesis"] == "H4 labels kept")
+
+
+def test_labels_kept_target_reads_the_tradeoff(tmp_path):
+    from hdml_lite.study.files import TRADEOFF_COLUMNS, write_csv
+    from hdml_lite.study.hypotheses import labels_kept_target
+
+    rows = [{"method": "lab_hdml_npair", "alpha": a, "pull_target": p, "seed": s, "pull_median": p,
+             "acc_syn": acc, "hard_ratio": 0.8, "val_map_r": 0.5, "val_r1": 0.9}
+            for a, p, acc in ((0.0, 1.0, 0.76), (0.2, 0.5, 0.6), (1.3, 0.01, 0.32)) for s in range(3)]
+    write_csv(tmp_path / "t.csv", rows, TRADEOFF_COLUMNS)
+    assert labels_kept_target(tmp_path / "t.csv", "npair") == 0.5        # 1.0 fails d, 0.01 fails b and d
+    assert labels_kept_target(tmp_path / "t.csv", "triplet") is None

@@ -53,7 +53,18 @@ def main(argv=None) -> int:
     hdc.add_argument("--out", default="results")
     hdc.add_argument("--runs", default="runs/study")
     hdc.add_argument("--fast", action="store_true", help="tiny settings, 1 seed (the tests)")
+    hyp = sub.add_parser("hypotheses", help="H1-H4 (headroom, in-batch negatives, length, labels kept): compare arms "
+                         "-> hypotheses.csv")
+    hyp.add_argument("--out", default="results")
+    hyp.add_argument("--runs", default="runs/hypotheses")
+    hyp.add_argument("--jobs", type=int, default=2, help="parallel processes, 1 torch thread each (0: in-process)")
+    hyp.add_argument("--fast", action="store_true", help="tiny settings (the tests)")
+    hyp.add_argument("--plan", action="store_true", help="print every arm's runs and stop")
     args = p.parse_args(argv)
+    if getattr(args, "jobs", 0) < 0:
+        print(f"--jobs {args.jobs}: expected 0 (in this process) or a number of parallel processes >= 1",
+              file=sys.stderr)
+        return 2
 
     if args.command == "lab":
         from pathlib import Path
@@ -104,6 +115,15 @@ def main(argv=None) -> int:
         from .hdc import run_hdc_study
 
         run_hdc_study(args.out, args.runs, seeds=1 if args.fast else 3, fast=args.fast)
+    elif args.command == "hypotheses":
+        from ..config import ConfigError
+        from .hypotheses import run_hypotheses
+
+        try:
+            run_hypotheses(args.out, args.runs, jobs=args.jobs, fast=args.fast, plan=args.plan)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     elif args.command == "estimate":
         from .collect import estimate_markdown
 

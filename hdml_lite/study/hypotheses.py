@@ -1,0 +1,107 @@
+"""Why does HDML not help in the lab? Each hypothesis is an arm of ``compare`` (the same engine, so
+lr and alpha are selected the same way for the baseline and HDML), for N-pair and for triplet.
+
+    python -m hdml_lite.study hypotheses --plan            # the arms and their runs
+    python -m hdml_lite.study hypotheses                   # all arms -> results/hypotheses.csv
+    python -m hdml_lite.study hypotheses --fast --out /tmp/h   # tiny settings (the tests)
+
+- H1 headroom: 4 and 8 images per class (every split), so the baseline is far from saturated.
+- H2 in-batch negatives: N-pair batches of 8 classes (16 images); triplet at the same image count
+  (5 triplets, 15 images): a batch holds few hard negatives.
+- H3 length: 4x the steps (1,600).
+- H4 labels kept: where the study's trade-off (results/tradeoff.csv) finds a pull target at which
+  labels are kept (b), hardness adapts (d) and the synthetics are harder than the real negatives
+  (e), HDML with alpha fixed at that target; where none exists, one principled change that should
+  keep labels: a 10x larger J_soft weight (``hdml.softmax_factor=1e5``).
+
+The grids are smaller than the study's (``GRID``) so that all arms fit a CPU budget; say so with
+the results. Verdicts: HDML - baseline, supported / contradicted / equivalent / undecided.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .files import HYPOTHESES_COLUMNS, read_rows, write_csv
+
+GRID = dict(lrs=(3e-4, 1e-3), pull_targets=(1.0, 0.1, 0.01), select_seeds=2)
+SEEDS = 5
+LOSSES = ("npair", "triplet")
+ARMS = (("H1 headroom", "4 images per class", {"*": ["data.max_per_class=4"]}),
+        ("H1 headroom", "8 images per class", {"*": ["data.max_per_class=8"]}),
+        ("H2 in-batch negatives", "8 classes (N-pair) / 5 triplets per batch",
+         {"npair": ["data.batch_classes=8"], "triplet": ["data.batch_classes=5"]}),
+        ("H3 length", "1,600 steps (4x)", {"*": ["train.steps=1600", "train.ckpt_every=400"]}))
+SOFTMAX_X10 = "hdml.softmax_factor=100000.0"
+
+
+def labels_kept_target(tradeoff_csv: str | Path, loss: str) -> float | None:
+    """The largest hardness (smallest pull target) at which the trade-off's medians over seeds meet
+    conditions v2 b, d and e's ordering, for HDML(``loss``); None if none (or no file)."""
+    import numpy as np
+
+    from ..hdml.diagnostics import MIN_ACC_SYN, PULL_RANGE_V2
+
+    path = Path(tradeoff_csv)
+    if not path.is_file():
+        return None
+    rows = [r for r in read_rows(path) if str(r["method"]).endswith(f"hdml_{loss}")]
+    ok = []
+    for p in sorted({r["pull_target"] for r in rows}):
+        g = [r for r in rows if r["pull_target"] == p]
+        med = lambda k: float(np.median([r[k] for r in g if isinstance(r.get(k), float)] or [np.nan]))  # noqa: E731
+        if med("acc_syn") >= MIN_ACC_SYN and PULL_RANGE_V2[0] <= med("pull_median") <= PULL_RANGE_V2[1] \
+                and med("hard_ratio") < 1.0:
+            ok.append(p)
+    return min(ok) if ok else None
+
+
+def arms(tradeoff_csv: str | Path = "results/tradeoff.csv") -> list[tuple]:
+    """(hypothesis, setting, loss, overrides, grid changes) for every arm and loss."""
+    out = []
+    for hyp, setting, ov in ARMS:
+        for loss in LOSSES:
+            out.append((hyp, setting, loss, list(ov.get(loss, ov.get("*", []))), {}))
+    for loss in LOSSES:
+        p = labels_kept_target(tradeoff_csv, loss)
+        if p is None:
+            out.append(("H4 labels kept", "no alpha keeps labels: J_soft weight x10", loss, [SOFTMAX_X10], {}))
+        else:
+            out.append(("H4 labels kept", f"alpha at pull target {p:g} (labels kept there)", loss, [],
+                        {"pull_targets": (p,)}))
+    return out
+
+
+def run_hypotheses(out: str | Path = "results", runs: str | Path = "runs/hypotheses", jobs: int = 2,
+                   fast: bool = False, plan: bool = False, log=print) -> list[dict]:
+    """Every arm through ``compare``; writes ``<out>/hypotheses.csv``. Returns its rows."""
+    from .compare import run_compare
+    from .lab import FAST
+
+    rows = []
+    grid = dict(GRID)
+    seeds = SEEDS
+    base = []
+    if fast:
+        grid = dict(lrs=(1e-3,), pull_targets=(1.0, 0.1), select_seeds=1)
+        seeds, base = 2, [o for o in FAST if not o.startswith("data.max_per_class")]
+    for hyp, setting, loss, ov, change in arms(Path(out) / "tradeoff.csv"):
+        if fast and any(o.startswith("train.steps") for o in ov):
+            ov = ["train.steps=8"]
+        g = {**grid, **change}
+        slug = re.sub(r"[^a-z0-9]+", "_", setting.lower()).strip("_")[:40]
+        folder = Path(runs) / f"{hyp.split()[0]}_{loss}_{slug}"
+        log(f"== {hyp}, {setting}, {loss}: {folder}")
+        res = run_compare([f"lab_hdml_{loss}", f"lab_{loss}"], "glyphs", base + ov, seeds=seeds, max_seeds=seeds,
+                          out=str(folder), jobs=0 if fast else jobs, plan=plan, log=log, **g)
+        if plan:
+            continue
+        eng = read_rows(folder / "engagement.csv") if (folder / "engagement.csv").is_file() else []
+        n_eng = sum(r.get("engaged_v2") in (1, 1.0) for r in eng if r["method"] == f"lab_hdml_{loss}")
+        n_all = sum(r["method"] == f"lab_hdml_{loss}" for r in eng)
+        for v in res["verdicts"]:
+            rows.append({"hypothesis": hyp, "setting": setting, "loss": loss, **v,
+                         "engaged_v2": f"{n_eng}/{n_all}"})
+    if not plan:
+        write_csv(Path(out) / "hypotheses.csv", rows, HYPOTHESES_COLUMNS)
+    return rows
