@@ -185,7 +185,7 @@ def test_cache_folder_inside_the_image_folder_is_not_a_class(tmp_path):
 def test_batch_of_one_class_is_refused_before_training(tmp_path, tiny_overrides, capsys):
     code = main(["train", "--preset", "lab_npair", *tiny_overrides, "data.batch_classes=1"])
     err = capsys.readouterr().err
-    assert code == 2 and "data.batch_classes=1: a N-pair sampler batch of 1 class has no negatives" in err
+    assert code == 2 and "data.batch_classes=1: a batch of 1 class (N-pair sampler) has no negatives" in err
     assert not (tmp_path / "run").exists()
 
 

@@ -45,7 +45,7 @@ def batch_problem(kind: str, labels, batch_classes: int, min_images: int = 2) ->
                     f"with >= 2 images; the training split has {len(classes)} class(es), {eligible} with >= 2 images")
         return ""
     if batch_classes < 2:
-        return (f"data.batch_classes={batch_classes}: a {what} batch of 1 class has no negatives, so the loss "
+        return (f"data.batch_classes={batch_classes}: a batch of 1 class ({what}) has no negatives, so the loss "
                 f"trains on nothing; expected data.batch_classes >= 2")
     if batch_classes > eligible:
         return (f"the {what} asks for {batch_classes} classes per batch (data.batch_classes) but only {eligible} "

@@ -47,7 +47,7 @@ from ..config import Config, ConfigError, to_dict, validate
 from ..data import config_channels, load_dataset, make_sampler
 from ..data.pipeline import TrainBatches
 from ..data.report import check_preflight, resolve_data
-from .closing import closing_report
+from ..closing import closing_report
 from ..device import apply_threads, pick_device
 from ..evaluation import evaluate, kmeans_args
 from .checkpoint import (CHECKPOINT, ensure_writable_dir, load_checkpoint, remove_partial_files, save_checkpoint,

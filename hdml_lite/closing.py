@@ -2,19 +2,22 @@
 
 - An HDML run: HDML's mechanism, the engagement lines the demo prints
   (``hdml.diagnostics.engagement`` / ``engagement_lines`` on the run's training rows).
-- A dataset other than the glyphs: the budget check (``budget.budget_check``): whether R@1
-  still rose by more than a point over the last quarter of the run.
+- A dataset other than the glyphs: the budget check (``training.budget.budget_check``): whether
+  R@1 still rose by more than a point over the last quarter of the run.
+
+It lives outside ``training/`` because it reads HDML's diagnostics, and the training package
+knows methods only through the registry.
 """
 from __future__ import annotations
 
-from .budget import budget_check, budget_line
+from .training.budget import budget_check, budget_line
 
 
 def closing_report(cfg, history: dict) -> dict:
     """Print the lines; return {"mechanism": {"engaged", "lines"}} and/or {"budget": ...} for metrics.json."""
     out = {}
     if cfg.train.method == "hdml":
-        from ..hdml.diagnostics import engagement, engagement_lines
+        from .hdml.diagnostics import engagement, engagement_lines
 
         result = engagement(history["train"], cfg.hdml.alpha)
         lines = engagement_lines(result)
