@@ -97,8 +97,17 @@ def ink_polarity(images: list[np.ndarray], margin: float = POLARITY_MARGIN) -> t
     return border, centre, verdict
 
 
+def _decode(path: str, mode: str) -> Image.Image | None:
+    """The image in ``mode`` ("L" / "RGB"), or None when it cannot be decoded (load_dataset reports it)."""
+    try:
+        with Image.open(path) as im:
+            return to_mode(im, mode)
+    except Exception:
+        return None
+
+
 def _is_grey_rgb(im: Image.Image) -> bool:
-    a = np.asarray(to_mode(im, "RGB"), dtype=np.int16)
+    a = np.asarray(im, dtype=np.int16)
     return int(np.abs(a - a[..., :1]).max()) <= GREY_TOLERANCE
 
 
@@ -113,15 +122,16 @@ def look_at(paths: list[str], sample: int = SAMPLE) -> ImageLook:
     median = tuple(int(v) for v in np.median(sizes, axis=0).round())
     grey_mode = [p for p, (_, _, m) in info if m in GREY_MODES]
     colour_mode = [p for p, (_, _, m) in info if m not in GREY_MODES]
-    checked = _spread(colour_mode, sample)
-    equal = 0
-    for p in checked:
-        with Image.open(p) as im:
+    checked, equal = [], 0
+    for p in _spread(colour_mode, sample):
+        im = _decode(p, "RGB")
+        if im is not None:
+            checked.append(p)
             equal += _is_grey_rgb(im)
     n = len(info)
     if not colour_mode:
         colour, text = "grey", f"grey (all {n} images are grey files)"
-    elif equal == len(checked):
+    elif checked and equal == len(checked):
         colour, text = "grey", (f"grey ({len(grey_mode)} grey files; the {len(colour_mode)} colour files have equal "
                                 f"channels: {len(checked)} checked)")
     elif not grey_mode and equal == 0:
@@ -129,10 +139,8 @@ def look_at(paths: list[str], sample: int = SAMPLE) -> ImageLook:
     else:
         colour, text = "mixed", (f"mixed ({len(grey_mode)} grey files, {len(colour_mode)} colour files, of which "
                                  f"{len(checked) - equal} of {len(checked)} checked have colour)")
-    greys = []
-    for p in _spread([p for p, _ in info], sample):
-        with Image.open(p) as im:
-            greys.append(np.asarray(to_mode(im, "L").resize((32, 32), Image.BILINEAR)))
+    greys = [np.asarray(im.resize((32, 32), Image.BILINEAR))
+             for im in (_decode(p, "L") for p in _spread([p for p, _ in info], sample)) if im is not None]
     border, centre, polarity = ink_polarity(greys)
     return ImageLook(n, smallest, median, colour, text, polarity, border, centre, len(greys))
 
