@@ -83,6 +83,10 @@ def test_inverting_is_255_minus_pixel_on_file_and_cache_paths(tmp_path):
 
     assert torch.equal(load_resized(ds, [0], 36)[0], b)       # the cache path inverts too
     assert torch.equal(ds[0][0], load_dataset(inv.data, "train", in_channels=1, train_transform=False)[0][0])
+    import pickle
+
+    again = pickle.loads(pickle.dumps(ds.cache))              # what a DataLoader worker receives
+    assert torch.equal(again.image(ds.paths[0]), b) and again.resize == 36
 
 
 def test_light_on_dark_and_from_scratch_are_not_inverted(tmp_path):

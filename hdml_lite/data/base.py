@@ -60,6 +60,8 @@ class InvertedCache:
         self._cache = cache
 
     def __getattr__(self, name):
+        if name.startswith("__") or name == "_cache":      # unpickling (DataLoader workers) asks before _cache is set
+            raise AttributeError(name)
         return getattr(self._cache, name)
 
     def image(self, path: str) -> torch.Tensor:
