@@ -31,12 +31,20 @@ class DataConfig:
     resize: int = 36                 # resize before cropping (paper: 256)
     transforms: str = "small"        # small | paper (METHOD §1.7) | paper_noflip (HDC)
     sampler: str = "npair"           # npair | triplet | m_per_class
-    batch_classes: int = 32          # classes per batch (N-pair: N)
-    images_per_class: int = 2        # images per class in a batch (N-pair: 2)
+    batch_classes: int = 32          # per sampler: npair: classes per batch (2 images each, N-pair's N) | triplet:
+                                    #   triplets per batch (anchor classes drawn with replacement when there are
+                                    #   fewer training classes) | m_per_class: classes per batch (images_per_class
+                                    #   each); npair and m_per_class need >= 2 classes (negatives) and that many
+                                    #   training classes (after data.val_classes)
+    images_per_class: int = 2        # m_per_class: images per class in a batch (npair always takes 2, triplet 3 per triplet)
     val_classes: float = 0.0         # fraction of TRAIN classes held out for validation
     skip_corrupt: bool = False       # skip unreadable images (and report the count)
     num_workers: int = 0             # DataLoader worker processes preparing training batches (0: in-process)
-    channels: int = 0                # 0: dataset default (grey glyphs/omniglot, RGB otherwise) | 1 grey | 3 RGB
+    channels: int = 0                # 0: auto: grey glyphs/omniglot; an image dataset whose images are all grey
+                                    #   is read as grey (train records 1), else RGB | 1 grey | 3 RGB
+    invert: str = "auto"             # auto | true | false: 255 - pixel on image files (never on the glyphs). auto:
+                                    #   true only for the pretrained small CNN on dark ink on a light background
+                                    #   (its glyphs are light ink on dark); train records the choice
     cache: str = ""                  # "" off | "auto" (<dataset root>/hdml_cache) | a folder: pre-resized uint8 copy
     max_classes: int = 0             # >0: keep only the first N classes of each split (fast mode)
     max_per_class: int = 0           # >0: keep only N images per class (fast mode)
@@ -119,7 +127,8 @@ class TrainConfig:
     eval_batch: int = 256            # images per forward pass at evaluation
     progress: bool = True            # tqdm progress bars
     threads: int = 0                 # CPU threads per run (torch.set_num_threads); 0: auto (1 on CPU, see trainer)
-    kmeans_restarts: int = 1         # k-means n_init for NMI/F1 (released HDML code: 10)
+    kmeans_restarts: int = 0         # k-means n_init for NMI/F1; 0: auto = 10 starts when k (test classes) <= 200,
+                                    #   else 1 (paper presets: the released HDML code's 10; SOP 1)
     kmeans_seed: int = 0             # k-means random_state (released HDML code: 1)
 
 
@@ -296,8 +305,15 @@ VALUE_RULES: dict[str, tuple] = {
     "train.ckpt_every": (lambda v: v >= 0, _NON_NEGATIVE + " (0: only at the end)"),
     "train.eval_batch": (lambda v: v > 0, _POSITIVE),
     "train.threads": (lambda v: v >= 0, _NON_NEGATIVE + " (0: auto)"),
-    "train.kmeans_restarts": (lambda v: v > 0, _POSITIVE),
+    "train.kmeans_restarts": (lambda v: v >= 0, _NON_NEGATIVE + " (0: auto, 10 when k <= 200 else 1)"),
 }
+# keys whose value is one of a few words
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.invert": ("auto", "true", "false"),
+}
+# The smallest data.image_size each backbone accepts (a training forward pass runs), measured by
+# scripts/min_input_size.py for the metric model and HDC's cascade alike (tests/test_config.py checks it).
+MIN_IMAGE_SIZE = {"small_cnn": 16, "googlenet": 15, "resnet18": 1, "resnet50": 1}
 
 
 def check_value(key: str, value) -> None:
@@ -313,6 +329,8 @@ def check_value(key: str, value) -> None:
             continue
         if not math.isfinite(x):
             raise ConfigError(f"config key {key}={value!r}; expected a finite number")
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"config key {key}={value!r}; expected one of {', '.join(CHOICES[key])}")
     rule = VALUE_RULES.get(key)
     if rule is None or isinstance(value, bool) or not isinstance(value, (int, float, list)):
         return
@@ -328,6 +346,11 @@ def validate(cfg: Config) -> Config:
         if dataclasses.is_dataclass(sub):
             for g in dataclasses.fields(sub):
                 check_value(f"{f.name}.{g.name}", getattr(sub, g.name))
+    need = MIN_IMAGE_SIZE.get(cfg.model.backbone, 1)
+    if cfg.data.image_size < need:
+        raise ConfigError(f"config key data.image_size={cfg.data.image_size}: model.backbone={cfg.model.backbone} "
+                          f"accepts images of at least {need}x{need} pixels; expected data.image_size >= {need} "
+                          f"(and data.resize >= data.image_size)")
     return cfg
 
 

@@ -122,3 +122,49 @@ def test_every_key_has_a_comment_and_describe_lists_it():
     hd = describe(get_preset("lab_hdml_npair"))
     method = next(line for line in hd if line.startswith("train.method "))
     assert '"hdml"' in method and '(default: "baseline")' in method
+
+
+def test_image_size_below_the_backbone_minimum_names_key_and_minimum():
+    from hdml_lite.config import MIN_IMAGE_SIZE
+
+    with pytest.raises(ConfigError, match=r"data.image_size=4: model.backbone=small_cnn accepts images of at least "
+                                          r"16x16 pixels; expected data.image_size >= 16"):
+        apply_overrides(get_preset("lab_npair"), ["data.image_size=4", "data.resize=4"])
+    assert MIN_IMAGE_SIZE["small_cnn"] == 16
+    apply_overrides(get_preset("lab_npair"), ["data.image_size=16", "data.resize=16"])
+
+
+@pytest.mark.parametrize("backbone", ["small_cnn", "googlenet"])
+def test_min_image_size_table_is_what_the_backbone_accepts(backbone):
+    """The table was measured by scripts/min_input_size.py: the minimum runs, one pixel less does not."""
+    import torch
+    from hdml_lite.config import MIN_IMAGE_SIZE
+    from hdml_lite.models import build_backbone
+
+    ch = 1 if backbone == "small_cnn" else 3
+    net = build_backbone(backbone, in_channels=ch, pretrained=False, width=16).train()
+    s = MIN_IMAGE_SIZE[backbone]
+    with torch.no_grad():
+        net(torch.randn(4, ch, s, s))
+        with pytest.raises((RuntimeError, ValueError)):
+            net(torch.randn(4, ch, s - 1, s - 1))
+
+
+def test_invert_choices_and_kmeans_auto():
+    cfg = apply_overrides(get_preset("lab_npair"), ["data.invert=true", "train.kmeans_restarts=0"])
+    assert cfg.data.invert == "true" and cfg.train.kmeans_restarts == 0
+    assert Config().train.kmeans_restarts == 0 and Config().data.invert == "auto"
+    with pytest.raises(ConfigError, match="data.invert='yes'; expected one of auto, true, false"):
+        apply_overrides(cfg, ["data.invert=yes"])
+    with pytest.raises(ConfigError, match="train.kmeans_restarts=-1"):
+        apply_overrides(cfg, ["train.kmeans_restarts=-1"])
+    assert get_preset("cub_npair").train.kmeans_restarts == 10        # the paper presets keep theirs
+    assert get_preset("sop_npair").train.kmeans_restarts == 1
+
+
+def test_batch_classes_is_documented_per_sampler():
+    from hdml_lite.config import key_comments
+
+    text = key_comments()["data.batch_classes"]
+    assert "npair: classes per batch" in text and "triplet:" in text and "triplets per batch" in text
+    assert "m_per_class: classes per batch" in text

@@ -324,10 +324,13 @@ def test_kmeans_restarts_and_seed_reach_kmeans(monkeypatch):
     evaluate(lambda x: x.flatten(1), data, kmeans_restarts=3, seed=1)
     evaluate(lambda x: x.flatten(1), data)
     assert [(c["n_init"], c["random_state"]) for c in _RecordingKMeans.calls] == [(3, 1), (1, 0)]
-    # presets: the released evaluation (10 restarts, random_state 1) in paper presets, 1 in the lab
+    # presets: the released evaluation (10 restarts, random_state 1) in paper presets, auto (0) in the lab
     assert kmeans_args(get_preset("cub_hdml_npair")) == {"seed": 1, "kmeans_restarts": 10}
     assert kmeans_args(get_preset("cars196_hdc"))["kmeans_restarts"] == 10
-    assert kmeans_args(get_preset("lab_npair"))["kmeans_restarts"] == 1
+    assert kmeans_args(get_preset("lab_npair"))["kmeans_restarts"] == 0
+    _RecordingKMeans.calls = []
+    evaluate(lambda x: x.flatten(1), data, kmeans_restarts=0)      # auto: few clusters -> 10 starts
+    assert [c["n_init"] for c in _RecordingKMeans.calls] == [10]
 
 
 def test_trainer_passes_kmeans_restarts(monkeypatch, tiny_overrides):
@@ -342,3 +345,17 @@ def test_trainer_passes_kmeans_restarts(monkeypatch, tiny_overrides):
                                                                      "train.kmeans_seed=5", "train.eval_every=0"])
     train(cfg)
     assert _RecordingKMeans.calls and all((c["n_init"], c["random_state"]) == (2, 5) for c in _RecordingKMeans.calls)
+
+
+def test_kmeans_auto_restarts_shrink_nmi_spread_on_few_classes():
+    """5 overlapping classes: one k-means start moves NMI by many points between seeds; auto
+    (10 starts at k <= 200) keeps it within about a point."""
+    from hdml_lite.evaluation.clustering import kmeans_n_init
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(5), 40)
+    emb = rng.normal(size=(5, 16))[labels] + rng.normal(size=(200, 16))
+    one = [cluster_metrics(emb, labels, seed=s, n_init=1)["nmi"] for s in range(8)]
+    auto = [cluster_metrics(emb, labels, seed=s, n_init=0)["nmi"] for s in range(8)]
+    assert np.ptp(one) > 0.1 and np.ptp(auto) < 0.02 and np.ptp(auto) < np.ptp(one) / 5
+    assert (kmeans_n_init(5), kmeans_n_init(200), kmeans_n_init(201), kmeans_n_init(11316, 3)) == (10, 10, 1, 3)

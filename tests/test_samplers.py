@@ -61,3 +61,16 @@ def test_singleton_classes_named_by_class_name_or_silenced():
         warnings.simplefilter("error")              # the trainer reports them itself (data/preflight.py)
         s = make_sampler("m_per_class", labels, 2, images_per_class=2, warn=False)
     assert s.excluded == [1, 3]
+
+
+@pytest.mark.parametrize("kind,n", [("npair", 1), ("m_per_class", 1)])
+def test_a_batch_without_negatives_is_refused(kind, n):
+    with pytest.raises(BatchRequestError, match=r"batch of 1 class \(.*\) has no negatives"):
+        make_sampler(kind, LABELS, n, images_per_class=2)
+
+
+def test_triplets_need_two_classes_and_may_outnumber_them():
+    with pytest.raises(BatchRequestError, match="needs at least 2 training classes"):
+        TripletSampler(np.zeros(6, dtype=int), 4)
+    s = TripletSampler(np.array([0, 0, 1, 1, 2, 2]), 22)      # 22 triplets from 3 classes: allowed
+    assert len(s.batch(0)) == 66

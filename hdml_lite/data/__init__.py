@@ -8,8 +8,11 @@ and hyper-parameter selection when ``data.val_classes > 0``), "test".
 
 Loading a real dataset checks the header of every image of both splits first
 (preflight.py: ``data.skip_corrupt`` skips the unreadable ones, else one error naming
-the file), reads images as RGB or grey (``data.channels``), and with ``data.cache``
-opens (or builds) the pre-resized uint8 copy (cache.py). Training batches come from
+the file), reads images as RGB or grey (``data.channels``; 16-bit images by their true
+range), inverted when ``data.invert=true``, and with ``data.cache`` opens (or builds) the
+pre-resized uint8 copy (cache.py). ``data.channels=0`` and ``data.invert=auto`` read here as the
+dataset's default and "not inverted"; ``train`` first resolves them from the images
+(report.py: ``resolve_data``) and records the values it used. Training batches come from
 pipeline.py (DataLoader workers, batched crop/flip/normalise on the training device).
 """
 from __future__ import annotations
@@ -17,8 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from .paths import data_root  # root if given, else $HDML_DATA, else $XDG_CACHE_HOME/hdml_lite
-from .base import ArrayDataset, CorruptImageError, ImageListDataset, Split, relabel, subset
-from .samplers import BatchRequestError, MPerClassSampler, NPairSampler, TripletSampler, make_sampler
+from .base import ArrayDataset, CorruptImageError, ImageListDataset, InvertedCache, Split, relabel, subset
+from .samplers import (BatchRequestError, MPerClassSampler, NPairSampler, TripletSampler, batch_problem,
+                       make_sampler)
 from .cache import ImageCache, cache_folder, open_cache
 from .preflight import check_splits, drop_unreadable, split_report
 from .transforms import build_transforms
@@ -47,10 +51,15 @@ def config_channels(cfg) -> int:
     return input_channels(cfg.data.dataset, cfg.model.backbone, cfg.data.channels)
 
 
+def val_class_count(fraction: float, n_train_classes: int) -> int:
+    """How many of ``n_train_classes`` training classes ``data.val_classes=fraction`` holds out."""
+    return int(round(fraction * n_train_classes))
+
+
 def _split_val(ds, fraction: float, seed: int = 0):
     """Carve a class-disjoint validation split off the training classes: (train, val)."""
     classes = np.unique(ds.labels)
-    n_val = int(round(fraction * len(classes)))
+    n_val = val_class_count(fraction, len(classes))
     if not 0 < n_val < len(classes):
         raise ValueError(f"data.val_classes={fraction} leaves {n_val} of {len(classes)} train classes for validation; "
                          f"expected a fraction in (0, 1) that keeps at least one class on each side")
@@ -68,6 +77,17 @@ def _limit(ds, max_classes: int, max_per_class: int):
     for c in np.unique(ds.labels)[: max_classes or None]:
         keep += np.flatnonzero(ds.labels == c)[: max_per_class or None].tolist()
     return subset(ds, keep)
+
+
+def read_splits(data_cfg):
+    """The file lists of a real dataset: (dataset root, train Split, test Split); no image is opened."""
+    from .real import read_dataset
+
+    root = data_root(data_cfg.root)
+    if not data_cfg.root:
+        root = root / data_cfg.dataset
+    train, test = read_dataset(data_cfg.dataset, str(root), split_file=data_cfg.split_file)
+    return root, train, test
 
 
 def load_dataset(data_cfg, split: str, in_channels: int | None = None, train_transform: bool | None = None):
@@ -91,12 +111,7 @@ def load_dataset(data_cfg, split: str, in_channels: int | None = None, train_tra
 
         ds = load_glyphs(base_split, root=str(data_root(data_cfg.root)), transform=tf)
     else:
-        from .real import read_dataset
-
-        root = data_root(data_cfg.root)
-        if not data_cfg.root:
-            root = root / name
-        train, test = read_dataset(name, str(root), split_file=data_cfg.split_file)
+        root, train, test = read_splits(data_cfg)
         train, test = check_splits([train, test], data_cfg.skip_corrupt)   # every image's header, once
         cache = None
         if getattr(data_cfg, "cache", ""):
@@ -104,8 +119,10 @@ def load_dataset(data_cfg, split: str, in_channels: int | None = None, train_tra
             cache = open_cache(folder, train.paths + test.paths, root, data_cfg.resize, read_ch,
                                skip_corrupt=data_cfg.skip_corrupt, workers=data_cfg.num_workers)
             train, test = (drop_unreadable(s, cache.unreadable) for s in (train, test))
-        ds = ImageListDataset(test if base_split == "test" else train, transform=tf, in_channels=read_ch)
-        ds.cache = cache
+        invert = getattr(data_cfg, "invert", "auto") == "true"
+        ds = ImageListDataset(test if base_split == "test" else train, transform=tf, in_channels=read_ch,
+                              invert=invert)
+        ds.cache = InvertedCache(cache) if (cache is not None and invert) else cache
     if split != "test" and data_cfg.val_classes > 0:
         train_part, val_part = _split_val(ds, data_cfg.val_classes)
         ds = val_part if split == "val" else train_part
@@ -114,6 +131,6 @@ def load_dataset(data_cfg, split: str, in_channels: int | None = None, train_tra
 
 
 __all__ = ["ArrayDataset", "ImageListDataset", "Split", "CorruptImageError", "relabel", "subset",
-           "BatchRequestError", "NPairSampler", "TripletSampler", "MPerClassSampler", "make_sampler",
+           "BatchRequestError", "batch_problem", "NPairSampler", "TripletSampler", "MPerClassSampler", "make_sampler",
            "build_transforms", "load_dataset", "data_root", "input_channels", "config_channels", "read_channels", "DATASET_NAMES",
-           "ImageCache", "open_cache", "split_report"]
+           "ImageCache", "open_cache", "split_report", "read_splits", "val_class_count"]

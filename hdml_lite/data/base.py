@@ -35,16 +35,55 @@ def relabel(labels) -> tuple[np.ndarray, np.ndarray]:
     return inverse.astype(np.int64), values
 
 
-class ImageListDataset(Dataset):
-    """Images read from files with PIL, as RGB (``in_channels`` 3) or grey (1). ``transform`` maps
-    a PIL image (or a uint8 tensor from the pre-resized ``cache``, see data/cache.py) to a tensor."""
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")   # PIL's 16/32-bit integer grey modes
 
-    def __init__(self, split: Split, transform=None, in_channels: int = 3, skip_corrupt: bool = False):
+
+def to_mode(im: Image.Image, mode: str) -> Image.Image:
+    """``im.convert(mode)`` ("L" or "RGB"), with 16-bit grey images scaled by their true range
+    (0..65535 -> 0..255; PIL's own conversion clips them, so they read as almost white)."""
+    if im.mode in WIDE_MODES:
+        a = np.asarray(im, dtype=np.float64) * (255.0 / 65535.0)
+        im = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
+    return im.convert(mode)
+
+
+def invert_image(im: Image.Image) -> Image.Image:
+    """255 - pixel (grey or RGB): dark ink on light becomes light ink on dark."""
+    return Image.fromarray(255 - np.asarray(im, dtype=np.uint8), im.mode)
+
+
+class InvertedCache:
+    """A pre-resized ``ImageCache`` (data/cache.py) whose images come out inverted (255 - pixel);
+    every other attribute is the cache's own."""
+
+    def __init__(self, cache):
+        self._cache = cache
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name == "_cache":      # unpickling (DataLoader workers) asks before _cache is set
+            raise AttributeError(name)
+        return getattr(self._cache, name)
+
+    def image(self, path: str) -> torch.Tensor:
+        return 255 - self._cache.image(path)
+
+    def batch(self, paths: list[str]) -> torch.Tensor:
+        return 255 - self._cache.batch(paths)
+
+
+class ImageListDataset(Dataset):
+    """Images read from files with PIL, as RGB (``in_channels`` 3) or grey (1), inverted
+    (255 - pixel) when ``invert``. ``transform`` maps a PIL image (or a uint8 tensor from the
+    pre-resized ``cache``, see data/cache.py) to a tensor."""
+
+    def __init__(self, split: Split, transform=None, in_channels: int = 3, skip_corrupt: bool = False,
+                 invert: bool = False):
         self.paths = list(split.paths)
         labels = np.asarray(split.labels, dtype=np.int64)
         self.class_names = list(split.class_names)
         self.transform = transform
         self.in_channels = in_channels
+        self.invert = invert
         self.skipped = list(split.skipped)
         self.cache = None                   # an ImageCache holding these files pre-resized, or None
         if skip_corrupt:
@@ -71,7 +110,8 @@ class ImageListDataset(Dataset):
         path = self.paths[i]
         try:
             with Image.open(path) as im:
-                return im.convert("RGB" if self.in_channels == 3 else "L")
+                im = to_mode(im, "RGB" if self.in_channels == 3 else "L")
+                return invert_image(im) if getattr(self, "invert", False) else im
         except Exception as exc:
             raise CorruptImageError(
                 f"cannot read image {path!r} ({type(exc).__name__}: {exc}); remove the file or set "
@@ -144,6 +184,7 @@ def subset(ds, indices) -> Dataset:
         out.in_channels = ds.in_channels
         out.skipped = list(ds.skipped)
         out.cache = getattr(ds, "cache", None)
+        out.invert = getattr(ds, "invert", False)
     out.labels = new_labels
     out.class_names = [ds.class_names[v] for v in values]
     return out

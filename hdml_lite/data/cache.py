@@ -24,7 +24,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .base import CorruptImageError
+from .base import CorruptImageError, to_mode
 from .transforms import resize_image
 
 VERSION = 1
@@ -91,7 +91,7 @@ class _Decode(Dataset):
     def __getitem__(self, i):
         try:
             with Image.open(self.paths[i]) as im:
-                return i, resize_image(im.convert(self.mode), self.resize), ""
+                return i, resize_image(to_mode(im, self.mode), self.resize), ""
         except Exception as exc:
             return i, torch.zeros(0, dtype=torch.uint8), f"{type(exc).__name__}: {exc}"
 

@@ -3,6 +3,7 @@
 - ``unreadable(paths)``: every image file's header is opened and verified (PIL
   ``Image.open`` + ``verify``: cheap, no full decode). Files that passed are remembered
   (path, size, mtime), so loading the train, val and test splits checks each file once.
+- ``header_info(paths)``: (width, height, PIL mode) of each file, read in that same pass.
 - ``drop_unreadable(split, bad)``: with ``data.skip_corrupt`` those files leave the split
   and are listed in ``split.skipped``; without it the first one is a ``CorruptImageError``
   (one line naming the file; the CLI exits with code 2).
@@ -19,7 +20,12 @@ from PIL import Image
 
 from .base import CorruptImageError, Split
 
-_VERIFIED: set = set()        # (path, size, mtime_ns) whose header opened fine in this process
+_VERIFIED: dict = {}          # (path, size, mtime_ns) whose header opened fine -> (width, height, mode)
+
+
+def _key(path: str) -> tuple:
+    st = os.stat(path)
+    return path, st.st_size, st.st_mtime_ns
 
 
 def unreadable(paths: list[str]) -> list[tuple[str, str]]:
@@ -27,16 +33,29 @@ def unreadable(paths: list[str]) -> list[tuple[str, str]]:
     bad = []
     for p in paths:
         try:
-            st = os.stat(p)
-            key = (p, st.st_size, st.st_mtime_ns)
+            key = _key(p)
             if key in _VERIFIED:
                 continue
             with Image.open(p) as im:
+                info = (im.width, im.height, im.mode)
                 im.verify()
-            _VERIFIED.add(key)
+            _VERIFIED[key] = info
         except Exception as exc:
             bad.append((p, f"{type(exc).__name__}: {exc}".strip()))
     return bad
+
+
+def header_info(paths: list[str]) -> list[tuple[int, int, str] | None]:
+    """(width, height, PIL mode) per file from its header (None: unreadable), checking headers
+    not seen yet (``unreadable``)."""
+    unreadable(paths)
+    out = []
+    for p in paths:
+        try:
+            out.append(_VERIFIED.get(_key(p)))
+        except OSError:
+            out.append(None)
+    return out
 
 
 def corrupt_error(bad: list[tuple[str, str]]) -> CorruptImageError:

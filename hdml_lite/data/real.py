@@ -121,15 +121,32 @@ def _split_by_class(paths: list[str], classes: list[int], class_names: list[str]
     return train, test
 
 
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _too_high(folder: Path, who: str = "it") -> str:
+    """A hint when ``folder`` holds sub-folders with images (data.root one level above the class folders)."""
+    deeper = [d for d in _subfolders(folder) if _image_files(d)]
+    if not deeper:
+        return ""
+    return f"; {who} holds sub-folders with images ({deeper[0].name}/, ...): is data.root one level too high?"
+
+
 def _images_in(folder: Path) -> list[str]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = _image_files(folder)
     if not files:
-        raise DatasetFormatError(f"class folder {folder} has no images (extensions {', '.join(IMAGE_EXTENSIONS)})")
+        raise DatasetFormatError(f"class folder {folder} has no images (extensions {', '.join(IMAGE_EXTENSIONS)})"
+                                 + _too_high(folder))
     return [str(p) for p in files]
 
 
+CACHE_FOLDER = "hdml_cache"       # data.cache=auto's folder inside the dataset root (cache.py): not a class
+
+
 def _subfolders(folder: Path) -> list[Path]:
-    return sorted((d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
+    return sorted((d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name != CACHE_FOLDER),
+                  key=lambda d: d.name)
 
 
 # ----------------------------------------------------------------------------- CUB-200-2011
@@ -364,8 +381,10 @@ def read_folder(root, split_file: str = "", check_files: bool = True) -> tuple[S
         groups = [[n for n in folders if assign.get(n) == w] for w in ("train", "test")]
     else:
         if len(folders) < 2:
+            only = next(iter(folders.values()), None)
+            hint = _too_high(only, f"{only.name}/") if only is not None else ""
             raise DatasetFormatError(f"{root}: found {len(folders)} class folder(s), need at least 2 "
-                                     f"(one sub-folder per class)")
+                                     f"(one sub-folder per class){hint}")
         names = list(folders)
         groups = [names[:len(names) // 2], names[len(names) // 2:]]
     splits = []

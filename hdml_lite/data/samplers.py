@@ -9,6 +9,10 @@ generator seeded by (seed, step), so a resumed run sees exactly the same batches
 - ``MPerClassSampler``: C classes x m images (HDC: 10 x 10), class-major.
 Classes with fewer than 2 images cannot give a positive pair: they are excluded
 from anchor/positive sampling and reported in ``excluded``.
+
+``batch_problem`` says, before any sampler is built, why a batch request cannot be met
+(too few training classes, or a batch with no negatives: N-pair or m-per-class with
+fewer than 2 classes, triplets on fewer than 2 classes); the samplers raise the same text.
 """
 from __future__ import annotations
 
@@ -21,8 +25,36 @@ class BatchRequestError(ValueError):
     """The data cannot satisfy the requested batch (e.g. more classes per batch than exist)."""
 
 
+WHAT = {"npair": "N-pair sampler", "triplet": "triplet sampler", "m_per_class": "m-per-class sampler"}
+
+
+def batch_problem(kind: str, labels, batch_classes: int, min_images: int = 2) -> str:
+    """Why ``kind``'s batch of ``batch_classes`` cannot be drawn from ``labels`` (N,), or "".
+
+    npair / m_per_class: ``batch_classes`` distinct classes, each with >= ``min_images`` images,
+    at least 2 of them (one class gives the loss no negative). triplet: ``batch_classes``
+    triplets; anchor classes need >= 2 images and negatives another class, so >= 2 classes."""
+    what = WHAT.get(kind, kind)
+    classes, counts = np.unique(np.asarray(labels), return_counts=True)
+    eligible = int((counts >= min_images).sum())
+    if batch_classes < 1:
+        return f"data.batch_classes={batch_classes}: expected at least 1"
+    if kind == "triplet":
+        if len(classes) < 2 or eligible < 1:
+            return (f"the {what} needs at least 2 training classes (negatives come from another class) and one "
+                    f"with >= 2 images; the training split has {len(classes)} class(es), {eligible} with >= 2 images")
+        return ""
+    if batch_classes < 2:
+        return (f"data.batch_classes={batch_classes}: a batch of 1 class ({what}) has no negatives, so the loss "
+                f"trains on nothing; expected data.batch_classes >= 2")
+    if batch_classes > eligible:
+        return (f"the {what} asks for {batch_classes} classes per batch (data.batch_classes) but only {eligible} "
+                f"training classes have >= {min_images} images; lower data.batch_classes")
+    return ""
+
+
 class _ClassSampler:
-    def __init__(self, labels, n_classes: int, seed: int = 0, min_images: int = 2, what: str = "batch",
+    def __init__(self, labels, n_classes: int, seed: int = 0, min_images: int = 2, kind: str = "npair",
                  class_names=None, warn: bool = True):
         labels = np.asarray(labels)
         self.seed = seed
@@ -36,12 +68,9 @@ class _ClassSampler:
             warnings.warn(f"{len(self.excluded)} class(es) have fewer than {min_images} images and are excluded "
                           f"from positive sampling: {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}",
                           stacklevel=3)
-        if n_classes < 1:
-            raise BatchRequestError(f"data.batch_classes={n_classes}: expected at least 1")
-        if n_classes > len(self.eligible):
-            raise BatchRequestError(
-                f"{what} asks for {n_classes} classes per batch (data.batch_classes) but only "
-                f"{len(self.eligible)} classes have >= {min_images} images; lower data.batch_classes")
+        problem = batch_problem(kind, labels, n_classes, min_images)
+        if problem:
+            raise BatchRequestError(problem)
         self.n_classes = n_classes
 
     def rng(self, step: int) -> np.random.Generator:
@@ -54,7 +83,7 @@ class _ClassSampler:
 
 class NPairSampler(_ClassSampler):
     def __init__(self, labels, n_classes: int, seed: int = 0, **report):
-        super().__init__(labels, n_classes, seed, what="N-pair sampler", **report)
+        super().__init__(labels, n_classes, seed, kind="npair", **report)
 
     def batch(self, step: int) -> list[int]:
         rng = self.rng(step)
@@ -64,7 +93,7 @@ class NPairSampler(_ClassSampler):
 
 class MPerClassSampler(_ClassSampler):
     def __init__(self, labels, n_classes: int, m: int, seed: int = 0, **report):
-        super().__init__(labels, n_classes, seed, what="m-per-class sampler", **report)
+        super().__init__(labels, n_classes, seed, kind="m_per_class", **report)
         if m < 2:
             raise BatchRequestError(f"data.images_per_class={m}: expected at least 2 for positive pairs")
         self.m = m
@@ -79,9 +108,7 @@ class TripletSampler(_ClassSampler):
     """``n_triplets`` triplets; the anchor classes are distinct when possible."""
 
     def __init__(self, labels, n_triplets: int, seed: int = 0, **report):
-        super().__init__(labels, 1, seed, what="triplet sampler", **report)
-        if len(self.by_class) < 2:
-            raise BatchRequestError("triplet sampler needs at least 2 classes for negatives")
+        super().__init__(labels, n_triplets, seed, kind="triplet", **report)
         self.all_classes = list(self.by_class)
         self.n_triplets = n_triplets
 

@@ -44,8 +44,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import Config, ConfigError, to_dict, validate
-from ..data import config_channels, load_dataset, make_sampler, split_report
+from ..data import config_channels, load_dataset, make_sampler
 from ..data.pipeline import TrainBatches
+from ..data.report import check_preflight, resolve_data
+from ..closing import closing_report
 from ..device import apply_threads, pick_device
 from ..evaluation import evaluate, kmeans_args
 from .checkpoint import (CHECKPOINT, ensure_writable_dir, load_checkpoint, remove_partial_files, save_checkpoint,
@@ -162,11 +164,11 @@ def train(cfg: Config, resume: bool = True, eval_sets: dict | None = None, callb
 
 def _train(cfg: Config, resume: bool, eval_sets: dict | None, callback, device: torch.device,
            out: Path) -> RunResult:
+    cfg, look = resolve_data(cfg)      # image files: auto data.channels / data.invert (data/report.py)
     in_ch = config_channels(cfg)
     train_ds = load_dataset(cfg.data, "train", in_channels=in_ch)   # pre-flight: every image's header
     eval_sets = eval_sets if eval_sets is not None else _eval_datasets(cfg, in_ch)
-    for line in split_report({"train": train_ds, **eval_sets}):    # skipped images, 1-image classes
-        print(line)
+    check_preflight(cfg, look, train_ds, eval_sets)  # prints the report; every problem in one error
     sampler = make_sampler(cfg.data.sampler, train_ds.labels, cfg.data.batch_classes,
                            cfg.data.images_per_class, seed=cfg.train.seed, warn=False)
 
@@ -247,6 +249,8 @@ def _train(cfg: Config, resume: bool, eval_sets: dict | None, callback, device: 
         return {k: v for k, v in rows[-1].items() if k not in ("step", "split")} if rows else None
 
     metrics = final("test")
+    extra = closing_report(cfg, history)     # HDML's mechanism; off the glyphs, the budget check
     write_json(out / "metrics.json", {"name": cfg.name, "method": cfg.train.method, "seed": cfg.train.seed,
-                                      "steps": steps, "train_s": elapsed, "test": metrics, "val": final("val")})
+                                      "steps": steps, "train_s": elapsed, "test": metrics, "val": final("val"),
+                                      **extra})
     return RunResult(method, history, metrics, out, elapsed)
