@@ -61,6 +61,7 @@ def run_one(preset: str, ovr: list[str], splits=("test",)) -> str:
     """Train one run unless its metrics.json exists; returns its folder. Records the seconds spent
     in intermediate evaluations (``eval_s.json``) so that training time can exclude them."""
     from ..config import apply_overrides
+    from ..data.report import resolve_data
     from ..presets import get_preset
     from ..training import trainer
 
@@ -81,7 +82,7 @@ def run_one(preset: str, ovr: list[str], splits=("test",)) -> str:
     trainer.evaluate = timed
     cpu0, wall0 = time.process_time(), time.perf_counter()
     try:
-        res = trainer.train(cfg, eval_sets=_eval_sets(cfg, splits))
+        res = trainer.train(cfg, eval_sets=_eval_sets(resolve_data(cfg)[0], splits))
     finally:
         trainer.evaluate = evaluate
     final_eval = sum(1 for e in res.history["eval"] if e["step"] == cfg.train.steps)
