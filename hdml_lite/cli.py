@@ -116,7 +116,7 @@ def cmd_compare(args) -> int:
     presets = [a for a in args.items if "=" not in a]
     overrides = [a for a in args.items if "=" in a]
     run_compare(presets, args.data, overrides, seeds=args.seeds, margin=args.margin, out=args.out, jobs=args.jobs,
-                plan=args.plan, max_seeds=args.max_seeds)
+                plan=args.plan, max_seeds=args.max_seeds, runs=args.runs)
     return 0
 
 
@@ -160,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "is undecided (default 10)")
     cp.add_argument("--margin", type=float, default=1.0, help="equivalence margin in points of R@1/NMI (default 1)")
     cp.add_argument("--out", default="runs/compare", help="selection.csv, table.csv, verdicts.csv and the runs")
+    cp.add_argument("--runs", default="", help="run folders (default <out>/runs; the study's, runs/study/lab, to "
+                    "reuse its finished runs on the glyphs)")
     cp.add_argument("--jobs", type=int, default=2, help="parallel processes, one thread each (0: in this process)")
     cp.add_argument("--plan", action="store_true", help="print the runs and stop")
     cp.set_defaults(func=cmd_compare)

@@ -63,7 +63,7 @@ def _count(cfg, split: str) -> tuple[int, int]:
 def make_compare_settings(presets: list[str], data: str, overrides: list[str], seeds: int = 5, margin: float = 1.0,
                           out: str | Path = "runs/compare", max_seeds: int = 10, lrs=(3e-4, 1e-3, 3e-3),
                           pull_targets=PULL_TARGETS, select_seeds: int = 3, val_classes: float = 0.2,
-                          log=print) -> Settings:
+                          runs: str | Path = "", log=print) -> Settings:
     """Validate the request and build the engine's settings. ``margin`` in points (1 = 1 point of R@1/NMI)."""
     from ..presets import get_preset
 
@@ -115,14 +115,29 @@ def make_compare_settings(presets: list[str], data: str, overrides: list[str], s
             log(f"batch rule: {p}: data.batch_classes {c.data.batch_classes} -> {n_tr} (classes per batch = "
                 f"min(preset, training classes left after the validation split))")
         specs.append(Spec(p, p, tuple(extra), kind=_kind(c)))
-    start = {"alpha": {p: float(c.hdml.alpha) for p, c in cfgs.items() if _kind(c) == "hdml"}, "bn_stats": None,
-             "fractions": next((tuple(float(f) for f in c.hdc.fractions) for c in cfgs.values() if _kind(c) == "hdc"),
-                               (1.0, 0.5, 0.2))}
+    start = start_values(presets, cfgs)
     claims = tuple((f"{presets[0]} > {b}", presets[0], b) for b in presets[1:])
-    return Settings(specs=tuple(specs), runs=Path(out) / "runs", base=data_ov + list(overrides), steps=first.train.steps,
+    return Settings(specs=tuple(specs), runs=Path(runs) if runs else Path(out) / "runs", base=data_ov + list(overrides), steps=first.train.steps,
                     start=start, lrs=tuple(lrs), pull_targets=tuple(pull_targets), select_seeds=select_seeds,
                     seeds_key=seeds, max_seeds=max_seeds, seeds_rest=seeds, val_classes=val_classes, claims=claims,
                     headline_claims=len(claims), margin=margin / 100.0)
+
+
+def start_values(presets: list[str], cfgs: dict) -> dict:
+    """The start values of the selection (HDML's alpha and bn_stats during lr selection, HDC's
+    fractions): for the lab's own presets the study's (keys.STARTS, so that a comparison on the
+    glyphs can reuse the study's runs, ``--runs``), else each preset's own values."""
+    from .keys import REGIMES, STARTS, method_key
+
+    regimes = {p.split("_", 1)[0] for p in presets}
+    if len(regimes) == 1 and next(iter(regimes)) in REGIMES:
+        st = STARTS[next(iter(regimes))]
+        alpha = {p: st["alpha"].get(method_key(p), float(cfgs[p].hdml.alpha)) for p in presets
+                 if _kind(cfgs[p]) == "hdml"}
+        return {"alpha": alpha, "bn_stats": st["bn_stats"], "fractions": tuple(st["fractions"])}
+    return {"alpha": {p: float(c.hdml.alpha) for p, c in cfgs.items() if _kind(c) == "hdml"}, "bn_stats": None,
+            "fractions": next((tuple(float(f) for f in c.hdc.fractions) for c in cfgs.values() if _kind(c) == "hdc"),
+                              (1.0, 0.5, 0.2))}
 
 
 def _identity(args: dict) -> dict:
