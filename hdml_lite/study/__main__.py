@@ -58,6 +58,10 @@ def main(argv=None) -> int:
         from .lab import export, plan_summary, run_study
         from .plan import make_settings
 
+        if args.jobs < 0:   # documented: 0 = in-process, N >= 1 processes; nothing else
+            print(f"--jobs={args.jobs}: expected 0 (in-process) or a number of parallel processes >= 1",
+                  file=sys.stderr)
+            return 2
         out = args.out or ("results" if args.regime == "lab" else "results/scratch")
         runs = args.runs or (str(Path(out) / "runs") if args.fast else "runs/study")
         stages = tuple(x.strip() for x in args.stages.split(",") if x.strip())
