@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from hdml_lite.cli import main
-from hdml_lite.config import ConfigError, apply_overrides
+from hdml_lite.config import apply_overrides
 from hdml_lite.presets import get_preset
 from hdml_lite.training.checkpoint import load_checkpoint, save_checkpoint
 from hdml_lite.training.trainer import train

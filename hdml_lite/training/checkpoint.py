@@ -284,11 +284,12 @@ class Progress:
 
     def message(self) -> str:
         if self.step is None:
-            return "interrupted before training started; nothing was written"
+            return "interrupted before training started; nothing was written; run the same command to start again"
         if self.saved is None:
             return (f"interrupted at step {self.step}; no checkpoint was written yet; "
                     f"run the same command to start again")
-        return f"interrupted at step {self.step}; the checkpoint at step {self.saved} is kept; run the same command to resume"
+        return (f"interrupted at step {self.step}; the checkpoint at step {self.saved} is kept; "
+                f"run the same command to resume")
 
 
 class RunInterrupted(KeyboardInterrupt):
