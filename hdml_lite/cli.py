@@ -9,6 +9,7 @@
     python -m hdml_lite config --preset lab_hdml_npair      # every key, its value and what it means
 
 Bad input (a key, a value, a file, a folder) gets one line on stderr and exit code 2.
+Ctrl-C gets one line (where the run stopped, which checkpoint is kept) and exit code 130.
 """
 from __future__ import annotations
 
@@ -36,13 +37,19 @@ def cmd_eval(args) -> int:
     from .data import config_channels, load_dataset
     from .device import pick_device
     from .evaluation import evaluate, kmeans_args
-    from .training.checkpoint import load_checkpoint
+    from .training.checkpoint import load_checkpoint, load_error_text, nonfinite_tensors, state_mismatch
     from .training.trainer import build_method, ks_for
 
     state = load_checkpoint(args.checkpoint, purpose="eval")
     if not isinstance(state["config"], dict) or not isinstance(state["method"], dict):
         raise ConfigError(f"{args.checkpoint!r} is not an hdml_lite checkpoint: its config/method entries are "
                           f"not dicts; expected a checkpoint.pt written by `python -m hdml_lite train`")
+    bad = nonfinite_tensors(state["method"])        # before any data is read or embedded
+    if bad:
+        more = f" and {len(bad) - 1} more tensors" if len(bad) > 1 else ""
+        raise ConfigError(f"checkpoint {args.checkpoint!r} (step {state['step']}) holds NaN or inf weights "
+                          f"({bad[0]}{more}): the run diverged, so it cannot be evaluated; expected finite "
+                          f"weights: use an earlier checkpoint or retrain (e.g. with a lower optim.lr)")
     try:
         saved = from_dict(state["config"])
     except (ConfigError, AttributeError, TypeError) as exc:
@@ -56,13 +63,19 @@ def cmd_eval(args) -> int:
     in_ch = config_channels(cfg)
     train_ds = load_dataset(cfg.data, "train", in_channels=in_ch)
     method = build_method(cfg, train_ds.num_classes, in_ch, device, steps_per_epoch=1)  # eval only
+    why = state_mismatch(method.modules, state["method"])   # names the tensor and both shapes
     try:
+        if why:
+            raise ValueError(why)
         method.load_state_dict(state["method"])
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
+        if args.overrides:   # speak of overrides only when some were given
+            built, hint = f"config and the overrides {' '.join(args.overrides)}", \
+                "; expected the overrides to leave the model unchanged"
+        else:
+            built, hint = "config", "; the file was changed after training, or written by another version"
         raise ConfigError(f"checkpoint {args.checkpoint!r} does not fit the {cfg.train.method} model built from its "
-                          f"config and overrides ({type(exc).__name__}: {first[:300]}); expected the overrides to "
-                          f"leave the model unchanged") from None
+                          f"{built} ({why or load_error_text(exc)}){hint}") from None
     ds = load_dataset(cfg.data, args.split, in_channels=in_ch, train_transform=False)
     m = evaluate(method.embed, ds, ks=ks_for(cfg), batch_size=cfg.train.eval_batch, device=device,
                  **kmeans_args(cfg))
@@ -182,6 +195,9 @@ def main(argv=None) -> int:
         args.items += extra
     try:
         return args.func(args)
+    except KeyboardInterrupt as exc:   # Ctrl-C: one line (RunInterrupted says where), no traceback
+        print(str(exc) if str(exc) else "interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:   # e.g. `python -m hdml_lite config | head`: the reader is gone, nothing to say
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

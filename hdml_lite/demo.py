@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import multiprocessing.connection
 import os
+import pickle
+import signal
 import time
 from pathlib import Path
 
@@ -37,12 +40,112 @@ def demo_configs(fast: bool = False, out_dir: str = "runs/demo", seed: int = 0, 
     return cfgs
 
 
-def _train_in_process(cfg_dict: dict) -> None:
-    """Train one demo run in a worker process, one CPU thread (train.threads auto)."""
+def _first_sigint_only(signum, frame):
+    """A worker's SIGINT handler: the first one (Ctrl-C reaches the whole process group, and the
+    parent forwards it too) interrupts the run; later ones are ignored while it stops cleanly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _train_in_process(cfg_dict: dict, conn) -> None:
+    """Train one demo run in a worker process, one CPU thread (train.threads auto); send back
+    ("done",), ("interrupted", step, saved) or ("error", exception)."""
+    signal.signal(signal.SIGINT, _first_sigint_only)
     from .config import from_dict
+    from .training.checkpoint import RunInterrupted
     from .training.trainer import train
 
-    train(from_dict(cfg_dict))
+    result = ("done",)
+    try:
+        train(from_dict(cfg_dict))
+    except RunInterrupted as exc:
+        result = ("interrupted", exc.step, exc.saved)
+    except KeyboardInterrupt:
+        result = ("interrupted", None, None)
+    except Exception as exc:                 # re-raised by the parent: the usual one-line error
+        try:
+            pickle.dumps(exc)
+        except Exception:
+            exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+        result = ("error", exc)
+    try:
+        conn.send(result)
+    finally:
+        conn.close()
+
+
+def interrupted_line(stopped: dict, not_started=()) -> str:
+    """One line for an interrupted demo: ``stopped`` maps run names to (step, saved checkpoint step)."""
+    parts = []
+    for name, (step, saved) in stopped.items():
+        if step is None:
+            parts.append(f"{name} before training started")
+        else:
+            kept = f"checkpoint at step {saved} kept" if saved is not None else "no checkpoint yet"
+            parts.append(f"{name} at step {step}, {kept}")
+    parts += [f"{name} not started" for name in not_started]
+    return "interrupted: " + "; ".join(parts) + "; run the same command to resume"
+
+
+def _receive(proc, recv, timeout: float | None = None):
+    """A worker's outcome (see _train_in_process), after it exits."""
+    outcome = None
+    try:
+        if recv.poll(timeout):
+            outcome = recv.recv()
+    except (EOFError, OSError):
+        pass
+    recv.close()
+    proc.join(timeout)
+    if proc.is_alive():
+        proc.terminate()
+        proc.join()
+    if outcome is None:
+        outcome = ("error", RuntimeError(f"the demo run {proc.name} ended without a result (exit code "
+                                         f"{proc.exitcode})"))
+    return outcome
+
+
+def _train_side_by_side(cfgs, jobs: int) -> None:
+    """Train ``cfgs`` in ``jobs`` worker processes (spawned, one pipe each: no shared queues or
+    semaphores to leak). Ctrl-C (or SIGINT to this process alone) stops every worker at its
+    current step; their steps and checkpoints go into one ``RunInterrupted`` line."""
+    from .config import to_dict
+    from .training.checkpoint import RunInterrupted
+
+    ctx = mp.get_context("spawn")
+    pending, outcomes, running = list(cfgs), {}, {}
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                cfg = pending.pop(0)
+                recv, send = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_train_in_process, args=(to_dict(cfg), send), name=cfg.name)
+                proc.start()
+                send.close()
+                running[cfg.name] = (proc, recv)
+            ready = mp.connection.wait([r for _, r in running.values()])
+            for name, (proc, recv) in list(running.items()):
+                if recv in ready:
+                    del running[name]
+                    outcomes[name] = _receive(proc, recv)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # stopping: a second Ctrl-C does not cut it short
+        try:
+            for proc, _ in running.values():
+                if proc.is_alive():
+                    os.kill(proc.pid, signal.SIGINT)   # in case only this process got the signal
+            for name, (proc, recv) in running.items():
+                outcomes[name] = _receive(proc, recv, timeout=120)
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    for outcome in outcomes.values():
+        if outcome[0] == "error":
+            raise outcome[1]
+    stopped = {c.name: outcomes[c.name][1:] for c in cfgs
+               if c.name in outcomes and outcomes[c.name][0] == "interrupted"}
+    if stopped or pending:
+        raise RunInterrupted(interrupted_line(stopped, [c.name for c in pending]))
 
 
 def _read_run(out: Path) -> dict:
@@ -59,9 +162,9 @@ def run_demo(fast: bool = False, out_dir: str = "runs/demo", seed: int = 0, over
     jobs: parallel processes (one CPU thread each); default 2 on a CPU with 2+ cores, else 1
     (in-process; fast mode is always in-process). Returns {name: {metrics, train_s, history}}.
     """
-    from .config import to_dict
     from .device import pick_device
     from .hdml.diagnostics import engagement, engagement_lines
+    from .training.checkpoint import RunInterrupted
     from .training.trainer import train
     from .viz.mechanism import plot_mechanism
     from .viz.plots import plot_learning_curves
@@ -75,11 +178,14 @@ def run_demo(fast: bool = False, out_dir: str = "runs/demo", seed: int = 0, over
         print(f"== {cfg.name}: {cfg.train.steps} steps, {cfg.loss.name} loss, method {cfg.train.method}")
     if jobs > 1:
         print(f"training {len(cfgs)} runs side by side, {jobs} processes of one thread each")
-        with mp.get_context("spawn").Pool(min(jobs, len(cfgs))) as pool:
-            pool.map(_train_in_process, [to_dict(c) for c in cfgs])
+        _train_side_by_side(cfgs, min(jobs, len(cfgs)))
     else:
-        for cfg in cfgs:
-            train(cfg)
+        for i, cfg in enumerate(cfgs):
+            try:
+                train(cfg)
+            except RunInterrupted as exc:   # say which run stopped, and which never started
+                raise RunInterrupted(interrupted_line({cfg.name: (exc.step, exc.saved)},
+                                                      [c.name for c in cfgs[i + 1:]])) from None
     results = {cfg.name: _read_run(Path(cfg.train.out_dir)) for cfg in cfgs}
     table = format_table({n: r["metrics"] for n, r in results.items()},
                          extra={n: r["train_s"] for n, r in results.items()})

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .paths import data_root  # root if given, else $HDML_DATA, else $XDG_CACHE_HOME/hdml_lite
+from .paths import check_data_root, data_root  # root if given, else $HDML_DATA, else $XDG_CACHE_HOME/hdml_lite
 from .base import ArrayDataset, CorruptImageError, ImageListDataset, InvertedCache, Split, relabel, subset
 from .samplers import (BatchRequestError, MPerClassSampler, NPairSampler, TripletSampler, batch_problem,
                        make_sampler)
@@ -83,7 +83,7 @@ def read_splits(data_cfg):
     """The file lists of a real dataset: (dataset root, train Split, test Split); no image is opened."""
     from .real import read_dataset
 
-    root = data_root(data_cfg.root)
+    root = check_data_root(data_cfg.root)   # not a regular file (names HDML_DATA or data.root)
     if not data_cfg.root:
         root = root / data_cfg.dataset
     train, test = read_dataset(data_cfg.dataset, str(root), split_file=data_cfg.split_file)
@@ -107,8 +107,11 @@ def load_dataset(data_cfg, split: str, in_channels: int | None = None, train_tra
     tf = build_transforms(data_cfg.transforms, is_train, data_cfg.resize, data_cfg.image_size, in_channels)
     base_split = "test" if split == "test" else "train"
     if name == "glyphs":
-        from .glyphs import load_glyphs
+        from .glyphs import cache_path, load_glyphs
 
+        # before any work: a data folder that is a file, or read-only while the glyphs must be drawn
+        check_data_root(data_cfg.root, write=not cache_path(data_root(data_cfg.root)).is_file(),
+                        why="cache the embedded glyphs (drawn once, about 20 s)")
         ds = load_glyphs(base_split, root=str(data_root(data_cfg.root)), transform=tf)
     else:
         root, train, test = read_splits(data_cfg)

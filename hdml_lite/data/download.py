@@ -120,31 +120,54 @@ def _fetch(url: str, dest: Path, part: Path, md5: str | None, progress: bool, ti
                                      f"the partial file {part} is kept and resumed next time"))
 
 
+def _keep_as_part(dest: Path, part: Path) -> str:
+    """``dest`` failed its md5 (a truncated or damaged copy): move it to ``part``, which the next
+    fetch continues, unless ``part`` is already as large (then ``dest`` is left untouched: it is
+    replaced only by a verified download). Returns the sentence saying what was kept."""
+    size = dest.stat().st_size
+    if part.is_file() and part.stat().st_size >= size:
+        return (f" {dest} ({size} bytes) does not match its md5 and was left untouched; the larger "
+                f"partial file {part} is kept and resumed next time.")
+    os.replace(dest, part)
+    return (f" {dest} did not match its md5 (incomplete or damaged): it was kept as {part} "
+            f"({size} bytes), which the next run resumes.")
+
+
 def download(url: str, dest, md5: str | None = None, progress: bool = True, timeout: float = 60.0) -> Path:
     """Download ``url`` to ``dest`` and return ``dest`` (a Path).
 
-    An existing ``dest`` with the right md5 is kept as is. Bytes go to ``dest.part``; a later
-    call continues it with ``Range: bytes=<size>-`` (a server that ignores the range gets a
-    clean restart). The md5 is checked before the atomic rename; on mismatch the file is
-    removed and ``ChecksumError`` raised. Network failures raise ``DownloadError``.
+    An existing ``dest`` with the right md5 is kept as is; one with another md5 (a truncated
+    archive, say) is moved to ``dest.part`` and continued, never deleted: offline, it stays
+    there and the ``DownloadError`` says so. Bytes go to ``dest.part``; a later call continues
+    it with ``Range: bytes=<size>-`` (a server that ignores the range gets a clean restart).
+    The md5 of the finished download is checked before the atomic rename; on mismatch that
+    file is removed and ``ChecksumError`` raised. Network failures raise ``DownloadError``.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    kept = ""
     if dest.exists():
         if md5 is None or md5sum(dest) == md5:
+            if md5 is not None and part.is_file():
+                part.unlink()                        # a partial copy of a file now complete
             return dest
-        dest.unlink()                                # a stale or damaged copy: fetch again
-    part = dest.with_name(dest.name + ".part")
-    for _ in range(2):
-        try:
-            _fetch(url, dest, part, md5, progress, timeout)
-            break
-        except _Restart:
-            if md5 is not None and md5sum(part) == md5:
-                break                                # the partial file was already complete
-            part.unlink()
-    else:
-        raise DownloadError(_by_hand(url, dest, md5, "the server kept refusing the download"))
+        kept = _keep_as_part(dest, part)             # truncated or damaged: resume it, never delete it
+    try:
+        for _ in range(2):
+            try:
+                _fetch(url, dest, part, md5, progress, timeout)
+                break
+            except _Restart:
+                if md5 is not None and md5sum(part) == md5:
+                    break                            # the partial file was already complete
+                part.unlink()
+        else:
+            raise DownloadError(_by_hand(url, dest, md5, "the server kept refusing the download"))
+    except DownloadError as exc:
+        note = kept or (f" The partial file {part} ({part.stat().st_size} bytes) is kept and resumed next time."
+                        if part.is_file() and str(part) not in str(exc) else "")
+        raise DownloadError(f"{exc}{note}") from exc.__cause__
     if md5 is not None:
         actual = md5sum(part)
         if actual != md5:

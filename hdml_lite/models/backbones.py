@@ -2,23 +2,32 @@
 
 - ``googlenet``: torchvision GoogLeNet, the paper's trunk; y is the 1024-d pooled
   feature (METHOD §1, "Symbols"; no dropout on it, torchvision's input scale for its
-  ImageNet weights: METHOD §1.9). ImageNet weights come from torchvision when
-  reachable, or from a local weights file; without either, a warning and random
-  initialisation.
+  ImageNet weights: METHOD §1.9). ImageNet weights come from a local weights file
+  (``model.weights_path`` / ``$HDML_WEIGHTS``) or torchvision's cache/download; when none
+  can be had, ``model.pretrained=true`` fails with one line (``PretrainedWeightsError``)
+  saying what could not be fetched and where to put the file: a run never silently
+  trains from random weights. ``model.pretrained=false`` starts from scratch on purpose.
 - ``resnet18`` / ``resnet50``: torchvision ResNets, y is the pooled feature.
 - ``small_cnn``: a four-stage CNN that trains in minutes on a CPU, for the
   embedded glyph dataset.
 
 Every backbone exposes ``feature_dim`` and ``stages()``: the list of its
-intermediate blocks, which HDC taps for its cascade of heads.
+intermediate blocks, which HDC taps for its cascade of heads, and ``weights_info``:
+where its starting weights came from (``source``, ``sha256`` of the file, or random
+initialisation), which the trainer records in the checkpoint and metrics.json
+(``weights_record``).
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
-import warnings
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
+
+from .lab_weights import PretrainedWeightsError, sha256
 
 BACKBONES = ("small_cnn", "googlenet", "resnet18", "resnet50")
 
@@ -85,11 +94,11 @@ class TorchvisionTrunk(nn.Module):
         net = builders[name](weights=None, **kwargs)
         self.pretrained_loaded = False
         self.aux_state: dict[str, torch.Tensor] = {}
+        self.weights_info = random_init(name)
         if pretrained:
-            loaded = _load_imagenet(net, name, weight_enums[name], weights_path)
-            if loaded is not None:
-                self.pretrained_loaded = True
-                self.aux_state = {k: v for k, v in loaded.items() if k.startswith(("aux1.", "aux2."))}
+            loaded, self.weights_info = _load_imagenet(net, name, weight_enums[name], weights_path)
+            self.pretrained_loaded = True
+            self.aux_state = {k: v for k, v in loaded.items() if k.startswith(("aux1.", "aux2."))}
         if name == "googlenet":
             # torchvision switches transform_input on when it loads GoogLeNet's ImageNet weights
             # (googlenet(weights=...)): keep its input scale; without those weights, no rescaling.
@@ -110,33 +119,74 @@ class TorchvisionTrunk(nn.Module):
         return self.net(x)  # (B, feature_dim): pooled feature, fc and (GoogLeNet) dropout removed
 
 
-def _load_imagenet(net: nn.Module, name: str, weights_enum, weights_path: str) -> dict | None:
+def random_init(backbone: str) -> dict:
+    """``weights_info`` of a backbone that starts from random weights (model.pretrained=false)."""
+    return {"backbone": backbone, "pretrained": False, "source": "random initialisation (model.pretrained=false)",
+            "sha256": None}
+
+
+def _hub_file(url: str) -> str:
+    """Where torchvision keeps (and looks for, offline) the file of ``url``."""
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(url).path))
+
+
+def _load_imagenet(net: nn.Module, name: str, weights_enum, weights_path: str) -> tuple[dict, dict]:
     """Load ImageNet weights into net: a local file first, then torchvision's cache/download.
 
-    Returns the full state dict that was read (auxiliary-classifier keys included, which
-    ``net`` itself does not hold), or None when no weights could be obtained (a warning).
-    A weights file that was named but does not exist raises FileNotFoundError.
+    Returns (the full state dict that was read, auxiliary-classifier keys included, which
+    ``net`` itself does not hold; its ``weights_info``: source, file, sha256). A weights file
+    that was named but does not exist raises FileNotFoundError; weights that cannot be
+    fetched raise ``PretrainedWeightsError`` (never a silent random start).
     """
     path = weights_path or os.environ.get("HDML_WEIGHTS", "")
-    try:
-        if path:
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"weights file {path!r} does not exist (model.weights_path / $HDML_WEIGHTS)")
+    url = weights_enum.url
+    fname = os.path.basename(urlparse(url).path)
+    if path:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"weights file {path!r} does not exist (model.weights_path / $HDML_WEIGHTS)")
+        try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        else:
-            state = weights_enum.get_state_dict(progress=False)
+        except Exception as exc:
+            raise PretrainedWeightsError(
+                f"model.weights_path={path!r}: the ImageNet weights file for {name} could not be read "
+                f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); expected torchvision's {fname} "
+                f"(from {url}), or set model.pretrained=false to train from scratch on purpose") from None
+        source, file = os.path.abspath(path), os.path.abspath(path)
+    else:
+        file = _hub_file(url)
+        if not os.path.isfile(file):
+            print(f"fetching the ImageNet weights for {name}: {url} -> {file}")
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):   # torch's own "Downloading:" line
+                state = torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True)
+        except Exception as exc:  # offline, a proxy, a truncated download (hash mismatch)
+            reason = " ".join(str(exc).split())[:200]
+            raise PretrainedWeightsError(
+                f"model.pretrained=true: the ImageNet weights for {name} could not be fetched from {url} "
+                f"({type(exc).__name__}: {reason}); download that file by hand and put it in "
+                f"{os.path.dirname(file)}/ (torchvision's cache, used offline), or anywhere with "
+                f"model.weights_path=/path/to/{fname} (or $HDML_WEIGHTS), or set model.pretrained=false "
+                f"to train from scratch on purpose") from None
+        source = url
+    try:
         net.load_state_dict({k: v for k, v in state.items() if not k.startswith("aux")}, strict=False)
-        return state
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # offline: no download possible
-        warnings.warn(
-            f"ImageNet weights for {name} could not be loaded ({type(exc).__name__}: {exc}); "
-            f"using random initialisation. Put the torchvision weights file somewhere and set "
-            f"model.weights_path=/path/to/file.pth (or $HDML_WEIGHTS) to use them offline.",
-            stacklevel=3,
-        )
-        return None
+    except Exception as exc:
+        raise PretrainedWeightsError(
+            f"the ImageNet weights in {file} do not fit torchvision's {name} "
+            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); expected {fname} from {url}") from None
+    digest = sha256(file) if os.path.isfile(file) else None
+    return state, {"backbone": name, "pretrained": True, "source": source, "file": file, "sha256": digest}
+
+
+def weights_record(modules) -> dict | None:
+    """The ``weights_info`` of the first backbone found in ``modules`` (a Method's
+    ``{name: nn.Module}``, or one module): where the run's starting weights came from."""
+    for m in (modules.values() if isinstance(modules, dict) else [modules]):
+        for sub in m.modules():
+            info = getattr(sub, "weights_info", None)
+            if isinstance(info, dict):
+                return dict(info)
+    return None
 
 
 def build_backbone(name: str, in_channels: int = 3, pretrained: bool = False, weights_path: str = "",
@@ -145,9 +195,10 @@ def build_backbone(name: str, in_channels: int = 3, pretrained: bool = False, we
     torchvision backbones; the lab's glyph-pretrained weights for ``small_cnn`` (models/lab_weights.py)."""
     if name == "small_cnn":
         net = SmallCNN(in_channels=in_channels, width=width)
+        net.weights_info = random_init(name)
         if pretrained:
             from .lab_weights import load_lab_weights
-            load_lab_weights(net, width, in_channels, path=weights_path)
+            net.weights_info = load_lab_weights(net, width, in_channels, path=weights_path)
         return net
     if name in ("googlenet", "resnet18", "resnet50"):
         if in_channels != 3:

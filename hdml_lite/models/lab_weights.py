@@ -40,8 +40,9 @@ def lab_weights_path(width: int) -> Path:
 
 
 def load_lab_weights(net: nn.Module, width: int, in_channels: int = 1, path: str | Path = "",
-                     check: bool = True) -> None:
-    """Load the pretrained glyph weights into ``net`` (a SmallCNN) in place.
+                     check: bool = True) -> dict:
+    """Load the pretrained glyph weights into ``net`` (a SmallCNN) in place; return where they
+    came from (``{"backbone", "pretrained", "source", "file", "sha256"}``, recorded by the trainer).
 
     ``path`` overrides the shipped file (model.weights_path); the shipped file's sha256 is
     checked. Loading uses ``weights_only=True``: nothing in the file can run code.
@@ -53,9 +54,9 @@ def load_lab_weights(net: nn.Module, width: int, in_channels: int = 1, path: str
     if not p.is_file():
         raise PretrainedWeightsError(f"pretrained weights file {str(p)!r} does not exist; regenerate it with "
                                      f"`python scripts/pretrain_lab.py` or set model.pretrained=false")
+    got = sha256(p)
     if check and not path:
         want = LAB_WEIGHTS[width][1]
-        got = sha256(p)
         if got != want:
             raise PretrainedWeightsError(f"pretrained weights file {str(p)!r} has sha256 {got[:12]}..., expected "
                                          f"{want[:12]}...; regenerate it with `python scripts/pretrain_lab.py`")
@@ -66,3 +67,5 @@ def load_lab_weights(net: nn.Module, width: int, in_channels: int = 1, path: str
     except Exception as exc:
         raise PretrainedWeightsError(f"pretrained weights file {str(p)!r} could not be loaded into a small CNN "
                                      f"of width {width}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+    source = f"hdml_lite/weights/{p.name} (shipped)" if not path else str(p.resolve())
+    return {"backbone": "small_cnn", "pretrained": True, "source": source, "file": str(p.resolve()), "sha256": got}

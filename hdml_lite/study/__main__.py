@@ -61,8 +61,8 @@ def main(argv=None) -> int:
     hyp.add_argument("--fast", action="store_true", help="tiny settings (the tests)")
     hyp.add_argument("--plan", action="store_true", help="print every arm's runs and stop")
     args = p.parse_args(argv)
-    if getattr(args, "jobs", 0) < 0:
-        print(f"--jobs {args.jobs}: expected 0 (in this process) or a number of parallel processes >= 1",
+    if getattr(args, "jobs", 0) < 0:   # documented: 0 = in-process, N >= 1 processes; nothing else
+        print(f"--jobs={args.jobs}: expected 0 (in-process) or a number of parallel processes >= 1",
               file=sys.stderr)
         return 2
 

@@ -3,6 +3,9 @@
 - Written to a temporary file in the same folder, then renamed: a run killed while
   writing leaves the previous checkpoint intact. Leftover ``checkpoint.pt.*.tmp`` files
   from such a kill are removed at the start of a run and after each successful save.
+- A write that fails because the disk is full (``ENOSPC``, or torch's "[enforce fail ...]
+  unexpected pos" that it turns into) raises ``DiskFullError``: one line saying so, where,
+  and that the previous file is intact (it is: only the temporary file is removed).
 - Read with ``torch.load(weights_only=True)``: loading a file never runs code from it.
   A kit checkpoint holds only tensors and plain data (config dict, step, module and
   optimizer state dicts, history lists of dicts of floats, tracker dicts);
@@ -11,10 +14,12 @@
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
 import re
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -30,8 +35,64 @@ class CheckpointError(ValueError):
     """A checkpoint file that is missing, unsafe, unreadable or not a kit checkpoint."""
 
 
+class DiskFullError(OSError):
+    """A checkpoint or record could not be written because the disk is full (one line)."""
+
+
+_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+_TORCH_WRITE_STOPPED = re.compile(r"unexpected pos|enforce fail at inline_container|PytorchStreamWriter failed")
+
+
+def _free_space(folder: Path) -> str:
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "free space unknown"
+    return f"{free / 2**20:.1f} MB free" if free < 2**30 else f"{free / 2**30:.1f} GB free"
+
+
+def _saved_step(path: Path):
+    """The step of the checkpoint already at ``path`` (None if unreadable), cheaply (mmap)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return state.get("step") if isinstance(state, dict) else None
+    except Exception:
+        return None
+
+
+def disk_full_error(exc: BaseException, path: Path) -> DiskFullError | None:
+    """``DiskFullError`` for a write of ``path`` that failed with a full disk, else None.
+
+    torch.save turns the ``OSError(ENOSPC)`` of its file into ``RuntimeError("[enforce fail at
+    inline_container.cc:...] . unexpected pos ...")`` (the OSError is its ``__context__``)."""
+    chain, e = [], exc
+    while e is not None and len(chain) < 10:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    full = any(isinstance(c, OSError) and c.errno in _FULL for c in chain)
+    stopped = isinstance(exc, RuntimeError) and _TORCH_WRITE_STOPPED.search(str(exc))
+    if not (full or stopped):
+        return None
+    path = Path(path)
+    folder = path.parent
+    if path.exists():
+        step = _saved_step(path) if path.suffix == ".pt" else None
+        kept = f"the previous {path.name}{f' (step {step})' if step is not None else ''} is intact"
+    else:
+        kept = f"no earlier {path.name} was there"
+    how = "" if full else f" (torch: {' '.join(str(exc).split())[:120]})"
+    err = DiskFullError(f"the disk is full: no space left in {folder} ({_free_space(folder)}) to write "
+                        f"{path.name}{how}; {kept}. Free some space (or set train.out_dir to a folder "
+                        f"on another disk) and run the same command again to resume")
+    err.errno = errno.ENOSPC
+    return err
+
+
 def atomic_write_bytes(path: Path, write_fn) -> None:
-    """Call ``write_fn(file_object)`` on a temp file beside ``path``, then ``os.replace`` it."""
+    """Call ``write_fn(file_object)`` on a temp file beside ``path``, then ``os.replace`` it.
+    A full disk raises ``DiskFullError``; ``path`` itself is never touched by a failed write."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
@@ -41,9 +102,12 @@ def atomic_write_bytes(path: Path, write_fn) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.remove(tmp)
+        full = disk_full_error(exc, path) if isinstance(exc, Exception) else None
+        if full is not None:
+            raise full from None
         raise
 
 
@@ -151,3 +215,89 @@ def ensure_writable_dir(path: Path, what: str) -> Path:
 
 def write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, lambda f: f.write(json.dumps(obj, indent=1, default=float).encode()))
+
+
+# ----------------------------------------------------------------------------- what a checkpoint holds
+
+def _shape(t) -> str:
+    return "(" + ", ".join(map(str, tuple(t.shape))) + ")"
+
+
+def state_mismatch(modules: dict, saved_method) -> str | None:
+    """Why the checkpoint's ``method`` entry cannot be loaded into ``modules`` (a Method's
+    ``{name: nn.Module}``), in words naming the tensor (and both shapes), or None when every
+    module's tensors are there with the right shapes."""
+    saved = saved_method.get("modules") if isinstance(saved_method, dict) else None
+    if not isinstance(saved, dict):
+        return "it holds no module weights (method.modules)"
+    for name, module in modules.items():
+        sd = saved.get(name)
+        if not isinstance(sd, dict):
+            return f"module {name!r} is missing from the checkpoint (it holds {', '.join(map(repr, saved)) or 'none'})"
+        own = module.state_dict()
+        wrong = [(k, v, sd[k]) for k, v in own.items()
+                 if k in sd and isinstance(sd[k], torch.Tensor) and tuple(sd[k].shape) != tuple(v.shape)]
+        if wrong:
+            k, v, s = wrong[0]
+            more = f" ({len(wrong) - 1} more tensors differ)" if len(wrong) > 1 else ""
+            return (f"tensor {name}.{k} has shape {_shape(s)} in the checkpoint but {_shape(v)} in the model"
+                    f"{more}")
+        missing = [k for k in own if k not in sd]
+        if missing:
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            return f"tensor {name}.{missing[0]}{more} of the model is missing from the checkpoint"
+        extra = [k for k in sd if k not in own]
+        if extra:
+            more = f" and {len(extra) - 1} more" if len(extra) > 1 else ""
+            return f"the checkpoint holds tensor {name}.{extra[0]}{more}, which the model does not have"
+    return None
+
+
+def load_error_text(exc: BaseException) -> str:
+    """torch's load_state_dict error in one line, the lines that name tensors included (its first
+    line alone, "Error(s) in loading state_dict for X:", names none)."""
+    lines = [" ".join(ln.split()) for ln in str(exc).strip().splitlines() if ln.strip()]
+    text = "; ".join(lines[1:] if len(lines) > 1 and lines[0].endswith(":") else lines)
+    return f"{type(exc).__name__}: {text[:400]}"
+
+
+def nonfinite_tensors(saved_method) -> list[str]:
+    """Names (``module.tensor``) of the floating-point weights and buffers of a checkpoint's
+    ``method`` entry that hold NaN or inf."""
+    saved = saved_method.get("modules") if isinstance(saved_method, dict) else None
+    bad = []
+    for name, sd in (saved or {}).items():
+        for k, v in (sd.items() if isinstance(sd, dict) else []):
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all():
+                bad.append(f"{name}.{k}")
+    return bad
+
+
+# ----------------------------------------------------------------------------- an interrupted run
+
+class Progress:
+    """Where a run is (the trainer updates it): the step being trained, the step of the last
+    checkpoint written (None: none yet), and its path. For the message of an interrupted run."""
+
+    def __init__(self, path=None):
+        self.step, self.saved, self.path = None, None, path
+
+    def message(self) -> str:
+        if self.step is None:
+            return "interrupted before training started; nothing was written; run the same command to start again"
+        if self.saved is None:
+            return (f"interrupted at step {self.step}; no checkpoint was written yet; "
+                    f"run the same command to start again")
+        return (f"interrupted at step {self.step}; the checkpoint at step {self.saved} is kept; "
+                f"run the same command to resume")
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: ``str()`` is the one line to print (where it stopped, what is kept)."""
+
+    def __init__(self, message: str, step=None, saved=None):
+        super().__init__(message)
+        self.step, self.saved = step, saved
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "interrupted"

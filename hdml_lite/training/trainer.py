@@ -28,7 +28,16 @@ Keys that only change where files go, how fast, how often it reports or evaluate
 (train.progress, train.out_dir, train.device, train.threads, train.eval_every,
 train.ckpt_every, train.eval_batch, train.kmeans_*, data.root, data.num_workers,
 data.cache, data.skip_corrupt, name) may change between a run and its resumption; the
-checkpoint then records the new values.
+checkpoint then records the new values. The data itself is part of the identity too: the
+checkpoint holds its fingerprint (data/fingerprint.py: the files with their sizes, or the
+glyphs' generation parameters), so the same data moved elsewhere resumes, other data under
+the same settings is refused with a line naming the folder that changed.
+
+One run per out_dir: ``train.out_dir/.lock`` holds the running process's PID (training/lock.py);
+a second run on the same folder is refused, a lock left by a killed run is taken over.
+Ctrl-C raises ``RunInterrupted``, whose one line says the step reached and the checkpoint kept.
+The checkpoint and metrics.json record where the starting weights came from (``weights``:
+source and sha256; models/backbones.py).
 """
 from __future__ import annotations
 
@@ -45,13 +54,16 @@ from tqdm.auto import tqdm
 
 from ..config import Config, ConfigError, to_dict, validate
 from ..data import config_channels, load_dataset, make_sampler
+from ..data.fingerprint import check_resume_data, data_fingerprint
 from ..data.pipeline import TrainBatches
 from ..data.report import check_preflight, resolve_data
 from ..closing import closing_report
 from ..device import apply_threads, pick_device
 from ..evaluation import evaluate, kmeans_args
-from .checkpoint import (CHECKPOINT, ensure_writable_dir, load_checkpoint, remove_partial_files, save_checkpoint,
-                         write_json)
+from ..models.backbones import weights_record
+from .checkpoint import (CHECKPOINT, Progress, RunInterrupted, ensure_writable_dir, load_checkpoint, load_error_text,
+                         remove_partial_files, save_checkpoint, state_mismatch, write_json)
+from .lock import out_dir_lock
 from .method import METHOD_REGISTRY, Method, NonFiniteLossError
 from .schedule import lr_scale
 
@@ -152,23 +164,29 @@ def train(cfg: Config, resume: bool = True, eval_sets: dict | None = None, callb
     existed = out.exists()
     threads_before = torch.get_num_threads()
     print(apply_threads(cfg.train.threads, device))
+    progress = Progress(out / CHECKPOINT)
     try:
-        return _train(cfg, resume, eval_sets, callback, device, out)
-    except BaseException:
+        with out_dir_lock(out, "train.out_dir"):   # a second run on this folder is refused
+            return _train(cfg, resume, eval_sets, callback, device, out, progress)
+    except BaseException as exc:
         if not existed and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a failed start leaves no empty folder behind
+        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, RunInterrupted):
+            raise RunInterrupted(progress.message(), progress.step, progress.saved) from None
         raise
     finally:
         torch.set_num_threads(threads_before)
 
 
 def _train(cfg: Config, resume: bool, eval_sets: dict | None, callback, device: torch.device,
-           out: Path) -> RunResult:
+           out: Path, progress: Progress | None = None) -> RunResult:
+    progress = progress if progress is not None else Progress()
     cfg, look = resolve_data(cfg)      # image files: auto data.channels / data.invert (data/report.py)
     in_ch = config_channels(cfg)
     train_ds = load_dataset(cfg.data, "train", in_channels=in_ch)   # pre-flight: every image's header
     eval_sets = eval_sets if eval_sets is not None else _eval_datasets(cfg, in_ch)
     check_preflight(cfg, look, train_ds, eval_sets)  # prints the report; every problem in one error
+    fingerprint = data_fingerprint(cfg.data, {"train": train_ds, **eval_sets})
     sampler = make_sampler(cfg.data.sampler, train_ds.labels, cfg.data.batch_classes,
                            cfg.data.images_per_class, seed=cfg.train.seed, warn=False)
 
@@ -187,21 +205,31 @@ def _train(cfg: Config, resume: bool, eval_sets: dict | None, callback, device: 
             raise ConfigError(f"{ckpt_path} belongs to a run with other settings ({'; '.join(diff)}); "
                               f"to resume it keep those values, else use another train.out_dir or "
                               f"--no-resume to start over (overwrites it)")
+        note = check_resume_data(state.get("data"), fingerprint, ckpt_path)   # refuses other data
+        why = state_mismatch(method.modules, state["method"])                # names the tensor and shapes
         try:
+            if why:
+                raise ValueError(why)
             method.load_state_dict(state["method"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            first = (str(exc).strip().splitlines() or [""])[0]
-            raise ConfigError(f"{ckpt_path} does not fit the model of this config ({type(exc).__name__}: "
-                              f"{first[:300]}); use another train.out_dir or --no-resume to start over") from None
+            raise ConfigError(f"{ckpt_path} does not fit the model of this config ({why or load_error_text(exc)}); "
+                              f"use another train.out_dir or --no-resume to start over") from None
         history, start, elapsed = state["history"], state["step"], state.get("train_s", 0.0)
+        progress.saved = start
+        if note:
+            print(note)
         print(f"resumed from {ckpt_path} at step {start}")
     ensure_writable_dir(out, "train.out_dir")
     for name in (CHECKPOINT, "history.json", "metrics.json"):
         remove_partial_files(out / name)   # leftovers of a write interrupted by a kill
 
+    weights = weights_record(method.modules)   # where the starting weights came from (source, sha256)
+
     def checkpoint(step: int) -> None:
         save_checkpoint(ckpt_path, {"config": to_dict(cfg), "step": step, "method": method.state_dict(),
-                                    "history": history, "train_s": elapsed, "version": 1})
+                                    "history": history, "train_s": elapsed, "version": 1,
+                                    "data": fingerprint, "weights": weights})
+        progress.saved = step
         write_json(out / "history.json", history)
 
     def run_eval(step: int) -> None:
@@ -215,7 +243,9 @@ def _train(cfg: Config, resume: bool, eval_sets: dict | None, callback, device: 
     batches = TrainBatches(train_ds, sampler, cfg.data, in_ch, cfg.train.seed, device, start, steps)
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=cfg.name, disable=not cfg.train.progress)
     t0 = time.perf_counter()
+    progress.step = start
     for step in bar:
+        progress.step = step
         if step == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
         method.set_lr_scale(lr_scale(step, cfg.optim.milestones, cfg.optim.gamma))
@@ -241,6 +271,7 @@ def _train(cfg: Config, resume: bool, eval_sets: dict | None, callback, device: 
             elapsed, t0 = elapsed_now, time.perf_counter()
             checkpoint(done)
     elapsed += time.perf_counter() - t0
+    progress.step = steps
     if not history["eval"] or history["eval"][-1]["step"] != steps:
         run_eval(steps)
     checkpoint(steps)
@@ -252,5 +283,5 @@ def _train(cfg: Config, resume: bool, eval_sets: dict | None, callback, device: 
     extra = closing_report(cfg, history)     # HDML's mechanism; off the glyphs, the budget check
     write_json(out / "metrics.json", {"name": cfg.name, "method": cfg.train.method, "seed": cfg.train.seed,
                                       "steps": steps, "train_s": elapsed, "test": metrics, "val": final("val"),
-                                      **extra})
+                                      "weights": weights, **extra})
     return RunResult(method, history, metrics, out, elapsed)
