@@ -15,7 +15,7 @@ from .collect import estimate_markdown
 from .figures import plot_curves, plot_mechanism_from_rows, plot_sweep, plot_table, plot_tradeoff
 from .files import read_rows
 from .paper import compare_markdown
-from .tables import (engagement_table, label, main_table, noise_table, ordered, paired_selection_lines,
+from .tables import (engagement_table, findings_lines, label, main_table, noise_table, ordered, paired_selection_lines,
                      selection_table, sweep_table, timing_table, tradeoff_lines, verdict_table)
 
 REGIME_TEXT = {"lab": "converged lab regime (pretrained small CNN fine-tuned to a plateau)",
@@ -168,6 +168,12 @@ confirm the paper's numbers on CUB, Cars196 or SOP.{other}
 | `study.json` | settings, chosen values, run counts, durations |
 """]
     if data["verdicts"]:
+        found = "\n".join(findings_lines(data["verdicts"], data["engagement"]))
+        parts.append(f"""
+## Findings ({R}; every number computed from the CSV files below)
+
+{found}
+""")
         parts.append(f"""
 ## The paper's claims: verdicts ({R})
 

@@ -235,3 +235,27 @@ def tradeoff_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
+
+
+def findings_lines(verdicts: list[dict], engagement: list[dict]) -> list[str]:
+    """The page's summary, every number computed from verdicts.csv and engagement.csv."""
+    from .files import CONDITIONS
+
+    lines = []
+    for claim in dict.fromkeys(v["claim"] for v in verdicts):
+        parts = []
+        for v in (v for v in verdicts if v["claim"] == claim):
+            ci = (f"95% [{_pts(v.get('ci_low'))}, {_pts(v.get('ci_high'))}]"
+                  if isinstance(v.get("ci_low"), float) and math.isfinite(v["ci_low"]) else "no interval")
+            parts.append(f"**{v['verdict']}** on {NAMES.get(v['metric'], v['metric'])} ({_pts(v.get('mean_diff'))} "
+                         f"points, {ci}, {int(v.get('n_seeds', 0))} paired seeds)")
+        lines.append(f"- {claim}: " + "; ".join(parts) + ".")
+    if engagement:
+        yes = lambda x: x in (1, 1.0, True)  # noqa: E731
+        n2 = sum(yes(r.get("engaged_v2")) for r in engagement)
+        n1 = sum(yes(r.get("engaged_v1")) for r in engagement)
+        fails = {c: sum(not yes(r.get(f"{c}_ok")) for r in engagement) for c in CONDITIONS}
+        worst = ", ".join(f"{c} fails in {n}" for c, n in sorted(fails.items(), key=lambda kv: -kv[1]) if n)
+        lines.append(f"- HDML's mechanism: {n2} of {len(engagement)} final HDML runs are engaged by conditions v2 "
+                     f"({n1} by v1)" + (f"; of v2's conditions, {worst}." if worst else "."))
+    return lines
