@@ -66,7 +66,7 @@ def test_every_exercise_has_a_worked_solution(name):
                 for k in re.findall(r"^### Exercise (\d+)\.", _source(c), flags=re.M)]
     assert n >= 3 and headings == list(range(1, n + 1)), (name, n, headings)
     code = "\n".join(_source(c) for c in sol["cells"] if c["cell_type"] == "code")
-    assert 'FAST = os.environ.get("HDML_FAST") == "1"' in code and "%pip install" in code
+    assert 'FAST = os.environ.get("HDML_FAST") == "1"' in code and "colab.setup(" in code
     assert not re.search(r"^\s*(def|class) ", code, re.M), "define functions in hdml_lite, not in notebooks"
 
 
@@ -80,6 +80,8 @@ def test_top_cells_say_time_runs_and_install():
         assert re.search(r"fast mode .*\d+ s", top.replace("\n", " ")), f"{name}: no measured fast-mode time"
         setup = next(_source(c) for c in nb["cells"] if c["cell_type"] == "code")
         assert "git clone https://github.com/hdml-lite/hdml_lite" in setup, name
+        assert re.search(r"\*\*On Colab\*\*.*not (yet )?public", top.replace("\n", " ")), \
+            f"{name}: the first cell must say what to do on Colab while the repository is not public"
 
 
 @pytest.mark.parametrize("name", EXPECTED)
@@ -91,8 +93,9 @@ def test_structure(name):
     assert cells[0]["cell_type"] == "markdown" and "colab-badge.svg" in md[0]
     assert COLAB.format(name=name) in md[0], "the Colab badge must point at this notebook"
     setup = code[0]
-    assert re.search(r"try:\s*\n\s+import hdml_lite\s*\nexcept ModuleNotFoundError:\s*\n\s+%pip install", setup), \
-        "first code cell: try: import hdml_lite / except ModuleNotFoundError: %pip install ..."
+    assert re.search(r"try:\s*\n\s+import hdml_lite\s*\nexcept ModuleNotFoundError:", setup) and "colab.setup(" in setup, \
+        "first code cell: try: import hdml_lite / except ModuleNotFoundError: find the copy, colab.setup (tests/test_colab.py)"
+    assert "text_progress_bars()" in code[1], "the imports cell makes the progress bars text (saved as their last line)"
     joined = "\n".join(code)
     assert 'FAST = os.environ.get("HDML_FAST") == "1"' in joined
     assert "pick_device(" in joined
@@ -147,6 +150,7 @@ def _execute(folder: Path, name: str, runs_dir: Path, monkeypatch) -> None:
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("HDML_FAST", "1")
+    monkeypatch.delenv("HDML_BUDGET", raising=False)      # HDML_FAST=1 with another budget is an error
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("HDML_RUNS", str(runs_dir))
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
