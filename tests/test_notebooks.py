@@ -9,6 +9,8 @@ reload the runs of earlier ones, as they do for a reader. The solutions (noteboo
 one per notebook, a worked answer to every exercise) run last, in the same way.
 """
 import json
+import math
+import sys
 import os
 import re
 import shutil
@@ -179,3 +181,69 @@ def _execute(folder: Path, name: str, runs_dir: Path, monkeypatch) -> None:
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     assert not changed, f"{name} wrote into the repository: {changed[:10]}"
     print(f"{name}: {DURATIONS[name]:.1f} s (total so far {sum(DURATIONS.values()):.1f} s)")
+
+
+# ------------------------------------------------------------------ prose against the presets it runs
+PRESET_VALUE = {   # quantity: a regex whose group 1 is a number stated in markdown
+    "alpha": r"(?:\\alpha|\balpha)\s*(?:=|of)?\s*\$?\s*(\d+(?:\.\d+)?)(?![\d.]*\s*(?:x|\\times)\s*J)",
+    "steps": r"\b(\d+)[- ]steps?\b",
+    "lr": r"\b(?:lr|learning rate)\s*(?:=|of)?\s*`?(\d+(?:\.\d+)?(?:e-?\d+)?)",
+    "images per class": r"\b(\d+) (?:training |test )?images per class\b",
+}
+
+
+def _preset_values(name: str) -> dict:
+    """{quantity: allowed values} for a notebook: those of every preset it runs (at the CPU budget and
+    as the preset is), plus alpha = 0 (augmentation off) and the paper's alphas (quoted as the paper's)."""
+    import inspect
+
+    from hdml_lite.data.glyphs import generate_glyphs
+    from hdml_lite.presets import get_preset
+    from hdml_lite.viz.notebook import notebook_config
+
+    code = "\n".join(_source(c) for c in _load(name)["cells"] if c["cell_type"] == "code")
+    presets = set(re.findall(r'(?:notebook_config|get_preset)\("([a-z0-9_]+)"', code))
+    allowed = {"alpha": {0.0, 90.0, 7.0}, "steps": set(), "lr": set(),
+               "images per class": {float(inspect.signature(generate_glyphs).parameters["per_class"].default)}}
+    for p in presets:
+        for cfg in (get_preset(p), notebook_config(p, budget="cpu")):
+            allowed["steps"] |= {float(cfg.train.steps), float(cfg.hdml.block), float(cfg.train.eval_every)}
+            allowed["lr"].add(float(cfg.optim.lr))
+            if cfg.train.method == "hdml":
+                allowed["alpha"].add(float(cfg.hdml.alpha))
+            if cfg.data.max_per_class:
+                allowed["images per class"].add(float(cfg.data.max_per_class))
+    return allowed
+
+
+def stated_preset_values(name: str) -> list[str]:
+    """Numbers in ``name``'s markdown for alpha, steps, lr or images per class that no preset it runs has."""
+    allowed = _preset_values(name)
+    bad = []
+    for i, c in enumerate(_load(name)["cells"]):
+        if c["cell_type"] != "markdown":
+            continue
+        text = _source(c).replace("\n", " ")
+        for q, pattern in PRESET_VALUE.items():
+            for m in re.finditer(pattern, text):
+                v = float(m.group(1))
+                if not any(math.isclose(v, a, rel_tol=0.005) for a in allowed[q]):
+                    bad.append(f"cell {i}: {q} {m.group(1)} ('...{text[max(0, m.start() - 30):m.end() + 10]}...'); "
+                               f"its presets have {sorted(allowed[q])}")
+    return bad
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_markdown_states_the_presets_values(name):
+    """A value of alpha, steps, lr or images per class typed in the prose is one the notebook runs
+    (or the paper's alpha, or alpha = 0); anything else must come from a cell."""
+    assert not stated_preset_values(name), "\n".join(stated_preset_values(name))
+
+
+def test_the_preset_check_catches_a_stale_alpha(tmp_path, monkeypatch):
+    nb = _load("03_ablations.ipynb")
+    nb["cells"].append({"cell_type": "markdown", "metadata": {}, "source": ["The preset's $\\alpha = 0.3$ and 800 steps."]})
+    (tmp_path / "x.ipynb").write_text(json.dumps(nb))
+    monkeypatch.setattr(sys.modules[__name__], "NB_DIR", tmp_path)
+    bad = stated_preset_values("x.ipynb")
+    assert len(bad) == 2 and "alpha 0.3" in bad[0] and "steps 800" in bad[1]

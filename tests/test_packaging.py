@@ -116,7 +116,7 @@ def test_package_data_ships_the_lab_weights_and_the_result_tables():
     data = PYPROJECT["tool"]["setuptools"]["package-data"]["hdml_lite"]
     assert "weights/*.pt" in data
     from hdml_lite.results_data import PACKAGED
-    globs = {str(Path("results_data") / Path(rel).parent / "*.csv").replace("/./", "/") for rel in PACKAGED}
+    globs = {str(Path("results_data") / Path(rel).parent / ("*" + Path(rel).suffix)) for rel in PACKAGED}
     assert globs <= set(data), f"package-data must ship {sorted(globs)}"
 
 

@@ -130,6 +130,32 @@ def notebook_config(preset: str, *overrides: str, budget: str = "cpu", seed: int
     return apply_overrides(cfg, extra + [f"train.seed={seed}", *overrides, f"train.out_dir={out}"])
 
 
+SWEEP_PULLS = (1.0, 0.5, 0.1, 0.01)    # the notebooks' graded alpha sweep, as pull factors
+
+
+def tracked_j_avg(history: dict) -> float:
+    """The J_avg a run tracked: the median of its logged ``j_avg`` over the second half of training
+    (after the first blocks, when the tracker has settled). history: a run's ``history``."""
+    from ..study.stats import second_half_median
+
+    return second_half_median([r["j_avg"] for r in history["train"] if "j_avg" in r])
+
+
+def sweep_alphas(j_avg: float, preset_alpha: float | None = None, targets=SWEEP_PULLS) -> dict:
+    """{target pull factor: alpha} with exp(-alpha / j_avg) = target (``study.stats.alpha_grid``),
+    alphas rounded to 3 significant digits (stable run names). A grid alpha within 10% of
+    ``preset_alpha`` is replaced by it, so that point reuses the preset's run."""
+    from ..study.stats import alpha_grid
+
+    out = {}
+    for p, a in zip(targets, alpha_grid(j_avg, targets)):
+        a = float(f"{a:.3g}")
+        if preset_alpha and a > 0 and abs(a - preset_alpha) <= 0.1 * preset_alpha:
+            a = float(preset_alpha)
+        out[p] = a
+    return out
+
+
 def describe_budget(budget: str, preset: str = "lab_hdml_npair") -> str:
     """One line for the notebook to print, with the steps and sizes ``preset`` really gets at ``budget``."""
     cfg = notebook_config(preset, budget=budget)

@@ -10,6 +10,7 @@ Scores in the CSV files are fractions in [0, 1] (the kit's convention); tables p
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -70,6 +71,13 @@ def load_study(results_dir) -> dict:
         p = d / f"{name}.csv"
         out[name] = read_csv(p) if p.is_file() else None
     return out
+
+
+def load_settings(results_dir) -> dict | None:
+    """The study's settings and choices (``study.json``: chosen lr and alpha per method, the J_avg its
+    alpha grid was built on, ...), or None where the file is absent. Read as JSON data only."""
+    p = Path(results_dir) / "study.json"
+    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
 
 
 def summarise(rows: list[dict], by: str = "method", metrics=TABLE_METRICS + ("map_r", "train_s")) -> dict:
