@@ -223,13 +223,14 @@ def check(key: str, answer, **given) -> bool:
     if key not in EXERCISES:
         raise ValueError(f"no exercise {key!r}; the exercises are {', '.join(EXERCISES)}")
     ex = EXERCISES[key]
-    try:
-        expected = ex.expected(**given)
-    except TypeError as exc:
-        raise ValueError(f"check({key!r}, ...): {exc} (pass the run's values as keyword arguments)") from None
-    if answer is None:
+    if answer is None:                      # nothing to check yet (the run it needs may not exist either)
         print(f"{key}: not yet: replace None by your answer. {ex.question}")
         return False
+    try:
+        expected = ex.expected(**given)
+    except (TypeError, AttributeError, KeyError) as exc:
+        raise ValueError(f"check({key!r}, ...): {exc!r}: pass the run's values as keyword arguments, as the "
+                         "notebook's check cell does") from None
     ok = bool(ex.accept(answer, expected))
     tol = "" if ex.tolerance == "exact" else f" (tolerance {ex.tolerance})"
     print(f"{key}: correct{tol}" if ok else f"{key}: not yet{tol}. Hint: {ex.hint}")

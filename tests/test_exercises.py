@@ -110,6 +110,9 @@ def test_bad_calls_name_what_is_expected():
         check("9.9", 1)
     with pytest.raises(ValueError, match="pass the run's values as keyword arguments"):
         check("01.2", 0.2)                                                   # j_avg missing
+    with pytest.raises(ValueError, match="pass the run's values"):
+        check("02.1", 1.0, seed0=_run(), seed1=None)                         # the seed-1 run not trained yet
+    assert check("02.1", None, seed0=_run(), seed1=None) is False            # no answer yet: no run needed
 
 
 def _code(path: Path) -> str:
