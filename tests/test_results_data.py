@@ -51,3 +51,19 @@ def test_sync_packaged_results_copies_and_prunes(tmp_path):
     assert (dest / "lab_table.csv").read_text() == "method,seed\nx,0\n" and not (dest / "sweep.csv").exists()
     with pytest.raises(FileNotFoundError, match="does not exist"):
         results_data.sync_packaged_results(tmp_path / "nowhere", dest)
+
+
+def test_sweep_ticks_read_the_pull_targets():
+    """A grid chosen from the pull factor is labelled by its targets, not by close decimal alphas."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from hdml_lite.viz.results import plot_sweep
+    rows = [{"alpha": a, "pull_target": p, "seed": 0, "split": "test", "r1": 0.6, "nmi": 0.7, "f1": 0.3}
+            for a, p in ((0.0, 1.0), (0.199, 0.5), (0.66, 0.1), (1.32, 0.01))]
+    fig = plot_sweep(rows)
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels == ["p=1\nα=0", "p=0.5\nα=0.2", "p=0.1\nα=0.66", "p=0.01\nα=1.3"]
+    study = results_data.find_results() / "sweep.csv"
+    from hdml_lite.viz.results import read_csv
+    ticks = [t.get_text() for t in plot_sweep(read_csv(study)).axes[0].get_xticklabels()]
+    assert all(t.startswith("p=") for t in ticks) and len(set(ticks)) == len(ticks)

@@ -204,7 +204,8 @@ def plot_sweep(rows: list[dict], metrics=("r1", "nmi", "f1"), split: str = "test
     positive alpha, ticks at the swept values), min-max band when an alpha has several seeds.
 
     rows: sweep.csv rows (alpha, seed, split, metrics; optional ``pull_factor``, the run's final
-    exp(-alpha/J_avg), printed under each tick). The title gets ``sweep_caption(rows)`` appended,
+    exp(-alpha/J_avg), printed under each tick; optional ``pull_target``, the pull factor the alpha
+    was chosen for: then each tick reads "p=0.5 / alpha=0.2", readable on a grid of close alphas). The title gets ``sweep_caption(rows)`` appended,
     so it says how many seeds there are. reference: optional {metric: value} of a baseline drawn
     as a horizontal line. Returns the figure.
     """
@@ -219,7 +220,13 @@ def plot_sweep(rows: list[dict], metrics=("r1", "nmi", "f1"), split: str = "test
     main = methods[0]
     pulls = [[r[pkey] for r in rows if float(r["alpha"]) == a and r.get("method", main) == main
               and isinstance(r.get(pkey), float) and math.isfinite(r[pkey])] for a in alphas]
-    ticks = [f"{a:g}" + (f"\n({np.mean(p):.2f})" if p else "") for a, p in zip(alphas, pulls)]
+    targets = {float(r["alpha"]): r["pull_target"] for r in rows if isinstance(r.get("pull_target"), float)}
+    if len(targets) == len(alphas):    # a grid chosen from the pull factor: label each alpha by its target
+        ticks = [f"p={targets[a]:g}\n\u03b1={a:.2g}" for a in alphas]
+        x_label = "target pull factor p, and its alpha (= -J_avg ln p at the tracked J_avg)"
+    else:
+        ticks = [f"{a:g}" + (f"\n({np.mean(p):.2f})" if p else "") for a, p in zip(alphas, pulls)]
+        x_label = "alpha" + (" (median pull factor exp(-alpha/J_avg))" if any(pulls) else " (pulling factor)")
     base_colour = color_for("npair")
     positive = [a for a in alphas if a > 0]
     # log axis; alpha = 0 (no augmentation) drawn a quarter of the smallest positive alpha to the left
@@ -240,8 +247,8 @@ def plot_sweep(rows: list[dict], metrics=("r1", "nmi", "f1"), split: str = "test
             ax.axhline(100 * reference[m], color=base_colour, ls="--", label="baseline N-pair")
         ax.set_xscale("log")
         ax.minorticks_off()
-        ax.set_xticks(x, ticks, fontsize=8 if any(pulls) else None)
-        ax.set_xlabel("alpha" + (" (median pull factor exp(-alpha/J_avg))" if any(pulls) else " (pulling factor)"))
+        ax.set_xticks(x, ticks, fontsize=8 if any(pulls) or targets else None)
+        ax.set_xlabel(x_label, fontsize=8 if targets else None)
         ax.set_ylabel(f"{METRIC_NAMES.get(m, m)} (%)")
         ax.set_title(f"{METRIC_NAMES.get(m, m)} on {split} classes")
         ax.grid(alpha=0.3)
