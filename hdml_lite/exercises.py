@@ -5,7 +5,7 @@
     check("01.2", 0.2, j_avg=0.29)          # "01.2: not yet. Hint: ..."
     check("03.3", beta, j_gen=..., weight=...)
 
-Offline, and nothing beyond the kit (numpy; torch only for the one check that reads gradients).
+Offline, and nothing beyond the kit (numpy; torch for the checks that read gradients or neighbours).
 Where the right answer is a number from the student's own run, the notebook passes the run's values
 as keyword arguments (``given``), the check computes the answer from them, and it accepts the
 tolerance stated in ``EXERCISES[key].tolerance``; it never reveals the answer, only the hint.
@@ -105,12 +105,17 @@ def _groups_reached(method, terms, loss: str = "j_gen") -> set:
     return out
 
 
-def _map_r1(xy, labels) -> float:
-    """Recall@1 among 2-D neighbours of a map: the nearest other point has the same label."""
-    xy, labels = np.asarray(xy, dtype=np.float64), np.asarray(labels)
-    d = ((xy[:, None] - xy[None]) ** 2).sum(-1)
-    np.fill_diagonal(d, np.inf)
-    return float((labels[d.argmin(1)] == labels).mean())
+def _most_mixed(z, labels, class_names) -> set:
+    """Names of the classes tied for the lowest 1-NN accuracy of embeddings ``z`` (N, E)."""
+    import torch
+
+    from .evaluation import knn
+
+    labels = np.asarray(labels)
+    nn1 = knn(torch.as_tensor(np.asarray(z)), 1)[:, 0].numpy()
+    acc = {int(c): float((labels[nn1[labels == c]] == c).mean()) for c in np.unique(labels)}
+    low = min(acc.values())
+    return {class_names[c] for c, v in acc.items() if v == low}
 
 
 def _r1_diff(a, b) -> float:
@@ -186,9 +191,11 @@ EXERCISES: dict[str, Exercise] = {
                      lambda: 1 - math.exp(-1e3), within(abs_tol=1e-6),
                      "beta / J_gen = 1000: what is exp(-1000)?", "±1e-6"),
     # 04 · t-SNE
-    "04.1": Exercise("Recall@1 among the map's 2-D neighbours (a fraction).",
-                     lambda xy, labels: _map_r1(xy, labels), within(abs_tol=0.005),
-                     "for each point of the map, is its nearest other point of the same class?", "±0.005"),
+    "04.1": Exercise("The most mixed test class: the one with the lowest 1-NN accuracy in the embedding (its name).",
+                     lambda z, labels, class_names: _most_mixed(z, labels, class_names),
+                     lambda answer, names: answer in names,
+                     "for each image, is its nearest neighbour (hdml_lite.evaluation.knn(z, 1)) of its class? "
+                     "Average per class and take the lowest; any class tied for the lowest counts"),
     "04.2": Exercise("Why can a placed point jump across the map while its distances (the bars) change smoothly? "
                      "(a) the generator is discontinuous, (b) transform() optimises each new point against the fixed "
                      "map starting from its nearest real neighbours, so a small move can change those neighbours "

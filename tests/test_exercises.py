@@ -49,8 +49,7 @@ def _grad_fixture():
 
 
 TS = _test_set()
-XY = np.array([[0.0, 0], [0.1, 0], [5, 5], [5.1, 5], [0.05, 0.2]])
-XY_LABELS = np.array([0, 0, 1, 1, 1])                     # point 4 sits among class 0: 4 of 5 correct
+XY_LABELS = np.array([0, 0, 1, 1, 1])
 J = 0.29
 CASES = {   # key: (given, the solution's answer, a wrong answer)
     "00.1": ({"test_set": TS}, ("c", "b"), ("a", "b")),
@@ -70,7 +69,8 @@ CASES = {   # key: (given, the solution's answer, a wrong answer)
     "03.2": ({"j_avg": J}, alpha_grid(J, (0.5,))[0], 1.32),
     "03.3": ({"j_gen": 500.0, "weight": 0.36}, -500.0 * math.log(1 - 0.36), 1e4),
     "03.4": ({}, 1 - math.exp(-1e4 / 10), 0.632),
-    "04.1": ({"xy": XY, "labels": XY_LABELS}, 0.8, 1.0),
+    "04.1": ({"z": np.array([[1, 0], [1, 0.05], [0, 1], [0.05, 1], [1, 0.1]]), "labels": XY_LABELS,
+              "class_names": ["x", "y"]}, "x", "y"),              # cosine 1-NN: x 1 of 2 right, y 2 of 3
     "04.2": ({}, "b", "c"),
     "04.3": ({"map_r1": {"N-pair": 0.41, "HDML (N-pair)": 0.39}}, "N-pair", "HDML (N-pair)"),
     "04.4": ({}, "b", "a"),

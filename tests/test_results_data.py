@@ -67,3 +67,18 @@ def test_sweep_ticks_read_the_pull_targets():
     from hdml_lite.viz.results import read_csv
     ticks = [t.get_text() for t in plot_sweep(read_csv(study)).axes[0].get_xticklabels()]
     assert all(t.startswith("p=") for t in ticks) and len(set(ticks)) == len(ticks)
+
+
+def test_engagement_markdown_shows_every_number_and_verdict():
+    from hdml_lite.viz.results import engagement_markdown, read_csv
+    rows = read_csv(results_data.find_results() / "scratch" / "engagement.csv")
+    md = engagement_markdown(rows)
+    lines = md.splitlines()
+    assert lines[0].startswith("| method | seed | classifier | weight | pull | hardness |") and "engaged" in lines[0]
+    assert len(lines) == 2 + len(rows)
+    first = rows[0]
+    assert f"{first['classifier_value']:.3g} ✗" in lines[2] and lines[2].rstrip().endswith("| no |")
+    v2 = [dict(r, acc_syn=0.31, engaged_v2=0.0, engaged_v1=1.0) for r in rows]     # issue 16's new columns
+    head = engagement_markdown(v2).splitlines()[0]
+    assert "acc_syn" in head and "engaged_v1" in head and "engaged_v2" in head
+    assert "absent" in engagement_markdown(None)

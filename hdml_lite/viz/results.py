@@ -180,6 +180,34 @@ def verdicts_markdown(rows: list[dict] | None) -> str:
     return "\n".join(lines)
 
 
+def engagement_markdown(rows: list[dict] | None, caption: str = "") -> str:
+    """engagement.csv rows as a markdown table: method, seed, every condition's value and verdict
+    (``<name>_value`` / ``<name>_ok``), the extra numbers when present (``acc_syn``, ``pull_median``), and
+    every ``engaged*`` column (v1, v2, ...). A line saying the file is absent when ``rows`` is empty."""
+    if not rows:
+        return "No engagement table here (`engagement.csv` is absent)."
+    cols = list(rows[0])
+    conds = [c[:-6] for c in cols if c.endswith("_value")]
+    extra = [c for c in ("acc_syn", "pull_median") if c in cols]
+    verdicts = [c for c in cols if c.startswith("engaged")]
+
+    def cell(r, c):
+        v = r.get(c)
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    def cond(r, c):
+        ok = r.get(f"{c}_ok")
+        return cell(r, f"{c}_value") + ("" if ok is None else " ✓" if ok == 1 else " ✗")
+
+    head = ["method", "seed", *conds, *extra, *verdicts]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        vals = [label(r["method"]), str(r.get("seed", "")), *(cond(r, c) for c in conds), *(cell(r, c) for c in extra),
+                *("**yes**" if r.get(c) == 1 else "no" for c in verdicts)]
+        lines.append("| " + " | ".join(vals) + " |")
+    return "\n".join(lines + ([""] + [caption] if caption else []))
+
+
 def verdict_of(rows: list[dict] | None, claim_start: str, metric: str = "r1") -> str | None:
     """The verdict of the first claim starting with ``claim_start`` on ``metric`` (None: absent)."""
     for r in rows or []:
