@@ -163,5 +163,5 @@ def describe_budget(budget: str, preset: str = "lab_hdml_npair") -> str:
     classes = f"{cfg.data.max_classes} classes" if cfg.data.max_classes else "all classes"
     size = f"{cfg.train.steps} steps, {classes}, {per}, CNN width {cfg.model.width}"
     return {"fast": f"FAST mode (HDML_FAST=1): {size}; numbers are meaningless, the code path is real.",
-            "cpu": f"CPU budget: {size} (about 45-75 s per run on one CPU thread, measured).",
+            "cpu": f"CPU budget: {size} (about 45-75 CPU-seconds per run on one thread, measured).",
             "full": f"full lab preset {preset}: {size}."}[budget]
