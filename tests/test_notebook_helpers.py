@@ -34,24 +34,27 @@ def test_fast_and_budget_agreeing_is_fine(monkeypatch):
     assert notebook.pick_budget(torch.device("cuda")) == "cpu"
 
 
-def test_trainer_progress_bar_is_saved_as_its_final_line(monkeypatch):
+def test_in_a_kernel_bars_end_on_their_final_line_and_a_bad_budget_is_one_line(monkeypatch):
     """In a real kernel (where tqdm.auto draws a widget, saved as "0%"), after text_progress_bars()
-    the trainer's bar is a text stream whose last line is the finished bar."""
+    the trainer's bar is a text stream whose last line is the finished bar; and HDML_BUDGET=foo stops
+    the set-up cell with a one-line error, no traceback."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     from jupyter_client.manager import KernelManager
 
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    monkeypatch.delenv("HDML_FAST", raising=False)
+    monkeypatch.setenv("HDML_BUDGET", "foo")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        "from hdml_lite.viz.notebook import text_progress_bars\n"
+        "from hdml_lite.viz.notebook import pick_budget, text_progress_bars\n"
         "from hdml_lite.training import trainer\n"
         "text_progress_bars()\n"
         "for _ in trainer.tqdm(range(40), desc='lab_npair', mininterval=0):\n"
-        "    pass")])
+        "    pass"), nbformat.v4.new_code_cell("budget = pick_budget()")])
     sockets = tempfile.mkdtemp(prefix="nbk")
     km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
     try:
-        nbclient.NotebookClient(nb, km=km, timeout=120, kernel_name="python3").execute()
+        nbclient.NotebookClient(nb, km=km, timeout=120, kernel_name="python3", allow_errors=True).execute()
     finally:
         if km.has_kernel:
             km.shutdown_kernel(now=True)
@@ -61,3 +64,6 @@ def test_trainer_progress_bar_is_saved_as_its_final_line(monkeypatch):
     text = "".join(o["text"] for o in outs)
     final = text.replace("\r\n", "\n").rstrip("\n").split("\r")[-1]     # what a reader sees: the last rewrite
     assert "100%" in final and "40/40" in final
+    err = nb.cells[1].outputs
+    assert len(err) == 1 and err[0]["output_type"] == "error" and err[0]["ename"] == "BudgetError"
+    assert err[0]["traceback"] == ["BudgetError: HDML_BUDGET='foo': expected one of fast, cpu, full (or leave it unset)"]
