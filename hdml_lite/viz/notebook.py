@@ -78,19 +78,22 @@ def pick_budget(device=None) -> str:
     return "full" if device is not None and getattr(device, "type", str(device)) == "cuda" else "cpu"
 
 
-def text_progress_bars() -> None:
+def text_progress_bars(mininterval: float = 2.0) -> None:
     """Make the trainer's progress bar plain text (``tqdm.std``) instead of ``tqdm.auto``'s widget.
 
     In a kernel, tqdm.auto draws an ipywidget; a notebook saved or executed without widget state
     keeps only the widget's first text frame ("0%| 0/400"). A text bar rewrites one line with
-    carriage returns, so the saved copy ends on the final line ("100%| 400/400"). Call once, in
-    the set-up cell.
+    carriage returns, so the saved copy ends on the final line ("100%| 400/400"). It redraws at
+    most every ``mininterval`` seconds (default 2), so that a saved copy stays small. Call once,
+    in the set-up cell.
     """
+    from functools import partial
+
     from tqdm.std import tqdm as text_tqdm
 
     from ..training import trainer
 
-    trainer.tqdm = text_tqdm
+    trainer.tqdm = partial(text_tqdm, mininterval=mininterval)
 
 
 def repo_root() -> Path | None:
