@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Install hdml_lite and its dependencies into the current Python when anything is missing.
-# Usage: bash scripts/setup.sh [extra]   (extra: "test" also installs the test tools)
+# Usage: bash scripts/setup.sh [extra]   (extra: "lab" also installs JupyterLab and the widgets,
+# "test" the test tools)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 EXTRA=${1:-}
 "$PY" -c 'import sys; assert sys.version_info >= (3, 10), "hdml_lite needs Python >= 3.10"' || {
   echo "error: hdml_lite needs Python >= 3.10 (found $("$PY" --version 2>&1))" >&2; exit 1; }
-MODS="hdml_lite torch torchvision numpy sklearn matplotlib openTSNE ipywidgets tqdm PIL scipy fontTools threadpoolctl IPython jupyterlab"
-[ "$EXTRA" = "test" ] && MODS="$MODS pytest pytorch_metric_learning faiss nbclient nbformat ipykernel jupyter_client"
+MODS="hdml_lite torch torchvision numpy sklearn matplotlib openTSNE tqdm PIL scipy fontTools threadpoolctl"
+[ "$EXTRA" = "lab" ] && MODS="$MODS jupyterlab ipywidgets IPython"
+[ "$EXTRA" = "test" ] && MODS="$MODS pytest pytorch_metric_learning faiss nbclient nbformat ipykernel jupyter_client ipywidgets IPython"
 REPO=$(pwd)
 if (cd /tmp && "$PY" - "$MODS" "$REPO" <<'PYEOF' 2>/dev/null)
 import importlib, pathlib, sys

@@ -9,6 +9,7 @@ reload the runs of earlier ones, as they do for a reader. The solutions (noteboo
 one per notebook, a worked answer to every exercise) run last, in the same way.
 """
 import json
+import math
 import os
 import re
 import shutil
@@ -66,7 +67,7 @@ def test_every_exercise_has_a_worked_solution(name):
                 for k in re.findall(r"^### Exercise (\d+)\.", _source(c), flags=re.M)]
     assert n >= 3 and headings == list(range(1, n + 1)), (name, n, headings)
     code = "\n".join(_source(c) for c in sol["cells"] if c["cell_type"] == "code")
-    assert 'FAST = os.environ.get("HDML_FAST") == "1"' in code and "%pip install" in code
+    assert 'FAST = os.environ.get("HDML_FAST") == "1"' in code and "colab.setup(" in code
     assert not re.search(r"^\s*(def|class) ", code, re.M), "define functions in hdml_lite, not in notebooks"
 
 
@@ -80,6 +81,8 @@ def test_top_cells_say_time_runs_and_install():
         assert re.search(r"fast mode .*\d+ s", top.replace("\n", " ")), f"{name}: no measured fast-mode time"
         setup = next(_source(c) for c in nb["cells"] if c["cell_type"] == "code")
         assert "git clone https://github.com/hdml-lite/hdml_lite" in setup, name
+        assert re.search(r"\*\*On Colab\.?\*\*.*not (yet )?public", top.replace("\n", " ")), \
+            f"{name}: the first cell must say what to do on Colab while the repository is not public"
 
 
 @pytest.mark.parametrize("name", EXPECTED)
@@ -91,8 +94,9 @@ def test_structure(name):
     assert cells[0]["cell_type"] == "markdown" and "colab-badge.svg" in md[0]
     assert COLAB.format(name=name) in md[0], "the Colab badge must point at this notebook"
     setup = code[0]
-    assert re.search(r"try:\s*\n\s+import hdml_lite\s*\nexcept ModuleNotFoundError:\s*\n\s+%pip install", setup), \
-        "first code cell: try: import hdml_lite / except ModuleNotFoundError: %pip install ..."
+    assert re.search(r"try:\s*\n\s+import hdml_lite\s*\nexcept ModuleNotFoundError:", setup) and "colab.setup(" in setup, \
+        "first code cell: try: import hdml_lite / except ModuleNotFoundError: find the copy, colab.setup (tests/test_colab.py)"
+    assert "text_progress_bars()" in code[1], "the imports cell makes the progress bars text (saved as their last line)"
     joined = "\n".join(code)
     assert 'FAST = os.environ.get("HDML_FAST") == "1"' in joined
     assert "pick_device(" in joined
@@ -147,6 +151,7 @@ def _execute(folder: Path, name: str, runs_dir: Path, monkeypatch) -> None:
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("HDML_FAST", "1")
+    monkeypatch.delenv("HDML_BUDGET", raising=False)      # HDML_FAST=1 with another budget is an error
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("HDML_RUNS", str(runs_dir))
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
@@ -175,3 +180,68 @@ def _execute(folder: Path, name: str, runs_dir: Path, monkeypatch) -> None:
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     assert not changed, f"{name} wrote into the repository: {changed[:10]}"
     print(f"{name}: {DURATIONS[name]:.1f} s (total so far {sum(DURATIONS.values()):.1f} s)")
+
+
+# ------------------------------------------------------------------ prose against the presets it runs
+PRESET_VALUE = {   # quantity: a regex whose group 1 is a number stated in markdown
+    "alpha": r"(?:\\alpha|\balpha)\s*(?:=|of)?\s*\$?\s*(\d+(?:\.\d+)?)(?![\d.]*\s*(?:x|\\times)\s*J)",
+    "steps": r"\b(\d+)[- ]steps?\b",
+    "lr": r"\b(?:lr|learning rate)\s*(?:=|of)?\s*`?(\d+(?:\.\d+)?(?:e-?\d+)?)",
+    "images per class": r"\b(\d+) (?:training |test )?images per class\b",
+}
+
+
+def _preset_values(nb: dict) -> dict:
+    """{quantity: allowed values} for a notebook: those of every preset it runs (at the CPU budget and
+    as the preset is), plus alpha = 0 (augmentation off) and the paper's alphas (quoted as the paper's)."""
+    import inspect
+
+    from hdml_lite.data.glyphs import generate_glyphs
+    from hdml_lite.presets import get_preset
+    from hdml_lite.viz.notebook import notebook_config
+
+    code = "\n".join(_source(c) for c in nb["cells"] if c["cell_type"] == "code")
+    presets = set(re.findall(r'(?:notebook_config|get_preset)\("([a-z0-9_]+)"', code))
+    allowed = {"alpha": {0.0, 90.0, 7.0}, "steps": set(), "lr": set(),
+               "images per class": {float(inspect.signature(generate_glyphs).parameters["per_class"].default)}}
+    for p in presets:
+        for cfg in (get_preset(p), notebook_config(p, budget="cpu")):
+            allowed["steps"] |= {float(cfg.train.steps), float(cfg.hdml.block), float(cfg.train.eval_every)}
+            allowed["lr"].add(float(cfg.optim.lr))
+            if cfg.train.method == "hdml":
+                allowed["alpha"].add(float(cfg.hdml.alpha))
+            if cfg.data.max_per_class:
+                allowed["images per class"].add(float(cfg.data.max_per_class))
+    return allowed
+
+
+def stated_preset_values(nb: dict) -> list[str]:
+    """Numbers in the notebook ``nb``'s markdown for alpha, steps, lr or images per class that no preset it runs has."""
+    allowed = _preset_values(nb)
+    bad = []
+    for i, c in enumerate(nb["cells"]):
+        if c["cell_type"] != "markdown":
+            continue
+        text = _source(c).replace("\n", " ")
+        for q, pattern in PRESET_VALUE.items():
+            for m in re.finditer(pattern, text):
+                v = float(m.group(1))
+                if not any(math.isclose(v, a, rel_tol=0.005) for a in allowed[q]):
+                    bad.append(f"cell {i}: {q} {m.group(1)} ('...{text[max(0, m.start() - 30):m.end() + 10]}...'); "
+                               f"its presets have {sorted(allowed[q])}")
+    return bad
+
+
+@pytest.mark.parametrize("name", EXPECTED + [f"solutions/{s}" for s in SOLUTIONS])
+def test_markdown_states_the_presets_values(name):
+    """A value of alpha, steps, lr or images per class typed in the prose is one the notebook runs
+    (or the paper's alpha, or alpha = 0); anything else must come from a cell."""
+    bad = stated_preset_values(_load(name))
+    assert not bad, "\n".join(bad)
+
+
+def test_the_preset_check_catches_a_stale_alpha():
+    nb = _load("03_ablations.ipynb")
+    nb["cells"].append({"cell_type": "markdown", "metadata": {}, "source": ["The preset's $\\alpha = 0.3$ and 800 steps."]})
+    bad = stated_preset_values(nb)
+    assert len(bad) == 2 and "alpha 0.3" in bad[0] and "steps 800" in bad[1]

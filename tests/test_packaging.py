@@ -46,18 +46,31 @@ def _imported_modules(source: str) -> set[str]:
 
 
 def test_environment_matches_pyproject():
+    """environment.yml (a local environment, with JupyterLab) = the dependencies + the "lab" extra."""
     project = PYPROJECT["project"]
-    assert sorted(_env_pip_deps()) == sorted(project["dependencies"])
+    assert sorted(_env_pip_deps()) == sorted(project["dependencies"] + project["optional-dependencies"]["lab"])
+
+
+def test_installing_the_kit_leaves_colabs_jupyter_alone():
+    """pip install on Colab must not upgrade Colab's own Jupyter stack: jupyterlab, ipywidgets and
+    ipython are the "lab" extra, not requirements; the test extra has what executing the notebooks needs."""
+    project = PYPROJECT["project"]
+    jupyter = {"jupyterlab", "ipywidgets", "ipython", "notebook", "ipykernel", "jupyter-client", "jupyter-server"}
+    assert not {_dist(r) for r in project["dependencies"]} & jupyter
+    assert {_dist(r) for r in project["optional-dependencies"]["lab"]} == {"jupyterlab", "ipywidgets", "ipython"}
+    assert {"ipywidgets", "ipython", "ipykernel"} <= {_dist(r) for r in project["optional-dependencies"]["test"]}
     py = re.search(r"python=(\d+\.\d+)", (REPO / "environment.yml").read_text()).group(1)
     assert tuple(map(int, py.split("."))) >= (3, 10)
 
 
 def test_every_imported_package_is_declared():
     """Each third-party module imported by the package, tests, scripts, bench or notebooks comes
-    from a distribution listed in pyproject.toml (dependencies, or the test extra for tests)."""
+    from a distribution listed in pyproject.toml (dependencies; plus the test extra for tests, and the
+    lab extra (Jupyter, widgets) for the notebooks and hdml_lite/viz/, whose widgets need it)."""
     project = PYPROJECT["project"]
     runtime = {_dist(r) for r in project["dependencies"]}
     test = runtime | {_dist(r) for r in project["optional-dependencies"]["test"]}
+    lab = runtime | {_dist(r) for r in project["optional-dependencies"]["lab"]}
     local = {p.stem for p in (REPO / "tests").glob("*.py")} | {"hdml_lite"}
     provided = packages_distributions()
     missing = []
@@ -66,7 +79,8 @@ def test_every_imported_package_is_declared():
         if rel.parts[0] not in ("hdml_lite", "tests", "scripts", "bench", "notebooks"):
             continue
         source = _notebook_code(path) if path.suffix == ".ipynb" else path.read_text(encoding="utf-8")
-        allowed = test if rel.parts[0] in ("tests", "bench") else runtime
+        allowed = (test if rel.parts[0] in ("tests", "bench") else
+                   lab if rel.parts[0] == "notebooks" or rel.parts[:2] == ("hdml_lite", "viz") else runtime)
         for mod in _imported_modules(source) - local - set(sys.stdlib_module_names):
             dists = {_dist(d) for d in provided.get(mod, [])}
             if not dists & allowed:
@@ -98,8 +112,12 @@ def test_ci_runs_the_readme_test_command_in_a_fresh_venv():
     assert len(list((REPO / "tests").glob("test_*.py"))) > 10         # pytest never exits 5 (no tests)
 
 
-def test_package_data_ships_the_lab_weights():
-    assert "weights/*.pt" in PYPROJECT["tool"]["setuptools"]["package-data"]["hdml_lite"]
+def test_package_data_ships_the_lab_weights_and_the_result_tables():
+    data = PYPROJECT["tool"]["setuptools"]["package-data"]["hdml_lite"]
+    assert "weights/*.pt" in data
+    from hdml_lite.results_data import PACKAGED
+    globs = {str(Path("results_data") / Path(rel).parent / ("*" + Path(rel).suffix)) for rel in PACKAGED}
+    assert globs <= set(data), f"package-data must ship {sorted(globs)}"
 
 
 # ----------------------------------------------------------------------------- one repository URL
@@ -145,7 +163,7 @@ def test_setup_checks_every_declared_package():
     (dependencies; plus the test extra for `setup.sh test`)."""
     setup = (REPO / "scripts" / "setup.sh").read_text()
     base = re.search(r'^MODS="([^"]*)"', setup, flags=re.M).group(1).split()
-    extra = re.search(r'MODS="\$MODS ([^"]*)"', setup).group(1).split()
+    extras = {k: v.split() for k, v in re.findall(r'\[ "\$EXTRA" = "(\w+)" \] && MODS="\$MODS ([^"]*)"', setup)}
     provided = packages_distributions()
 
     def dists(mods):
@@ -153,4 +171,6 @@ def test_setup_checks_every_declared_package():
 
     project = PYPROJECT["project"]
     assert {_dist(r) for r in project["dependencies"]} <= dists(base)
-    assert {_dist(r) for r in project["optional-dependencies"]["test"]} <= dists(extra)
+    assert set(extras) == set(project["optional-dependencies"])
+    for name, reqs in project["optional-dependencies"].items():
+        assert {_dist(r) for r in reqs} <= dists(extras[name]), name

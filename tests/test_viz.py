@@ -517,7 +517,9 @@ def test_sweep_reads_the_study_format_and_verdicts():
     fig = results.plot_sweep(rows)
     from hdml_lite.viz.palette import METHOD_COLORS
     assert [ln.get_color() for ln in fig.axes[0].lines] == [METHOD_COLORS["hdml_npair"], METHOD_COLORS["hdml_triplet"]]
-    assert fig.axes[0].get_xticklabels()[1].get_text() == "2\n(0.25)"
+    assert fig.axes[0].get_xticklabels()[1].get_text() == "p=0.5\nα=2"      # a grid from pull targets
+    no_target = [{k: v for k, v in r.items() if k != "pull_target"} for r in rows]
+    assert results.plot_sweep(no_target).axes[0].get_xticklabels()[1].get_text() == "2\n(0.25)"
     v = [{"claim": "HDML(N-pair) > N-pair", "metric": "r1", "n_seeds": 3.0, "mean_diff": -0.012, "ci_low": -0.03,
           "ci_high": 0.006, "verdict": "undecided"}]
     md = results.verdicts_markdown(v)

@@ -11,19 +11,25 @@ Budgets:
           or anywhere with ``HDML_BUDGET=full``.
 - "cpu":  the lab preset's steps (400 for ``lab_*``), batch and network, on 24 images per class
           (train and test), an evaluation every 80 steps (5 points per learning curve): about
-          45-75 s per run on one CPU thread (measured on a shared 2-core machine). Shorter runs
-          do not work: at 100 steps HDML's mechanism is not engaged (the classifier reaches
-          about 20% on the training classes, the synthetic loss weighs about 0.2), while at
-          400 steps all four conditions of ``hdml_lite.hdml.diagnostics.engagement`` hold
-          (docs/METHOD.md §5).
+          45-75 CPU-seconds per run on one thread (OMP_NUM_THREADS=1, measured on a shared 2-core
+          machine; wall time there was up to 2.5x longer). Shorter runs do not work: at 100 steps
+          the classifier reaches about 20% on the training classes and the synthetic loss weighs
+          about 0.2. Whether HDML's mechanism is engaged at 400 steps is what
+          ``hdml_lite.hdml.diagnostics.engagement`` prints for each run (docs/METHOD.md §5).
 - "fast": seconds (HDML_FAST=1): 12 classes x 8 images, 6 steps, tiny networks (a pretrained
           CNN keeps its width: the shipped weights fix it).
 
-``HDML_BUDGET=fast|cpu|full`` forces a budget (HDML_FAST=1 still wins: the tests set it).
+``HDML_BUDGET=fast|cpu|full`` forces a budget. ``HDML_FAST=1`` (what the tests set) selects "fast";
+set together with a different ``HDML_BUDGET`` it is an error, not a silent choice. A bad value
+stops the set-up cell with one line (``BudgetError``), not a traceback.
 
 Runs go under ``$HDML_RUNS`` (default ``<repo>/runs``, or ``./runs`` outside a checkout),
-in ``notebooks/<budget>/<preset>[__<overrides>]``; results are read from
-``$HDML_RESULTS`` (default ``<repo>/results``).
+in ``notebooks/<budget>/<preset>[__<overrides>]``; results are read from ``results_dir()``
+(``$HDML_RESULTS``, else ``<repo>/results``, else the copy packaged with the kit:
+``hdml_lite.results_data``).
+
+``text_progress_bars()`` makes the trainer draw its bar as text: saved copies of an executed
+notebook then end on the bar's final line (a tqdm widget is saved as its first frame, "0%").
 """
 from __future__ import annotations
 
@@ -48,17 +54,46 @@ def is_fast() -> bool:
     return os.environ.get("HDML_FAST") == "1"
 
 
+class BudgetError(ValueError):
+    """A bad HDML_BUDGET / HDML_FAST setting. In IPython it shows as its one-line message (no traceback)."""
+
+    def _render_traceback_(self):          # IPython calls this instead of printing the traceback
+        return [f"BudgetError: {self}"]
+
+
 def pick_budget(device=None) -> str:
     """"fast" when HDML_FAST=1, else ``$HDML_BUDGET`` when set (fast | cpu | full), else "full"
-    on a GPU and "cpu" otherwise."""
-    if is_fast():
-        return "fast"
+    on a GPU and "cpu" otherwise. Raises BudgetError for an unknown HDML_BUDGET, or for
+    HDML_FAST=1 together with another HDML_BUDGET (neither overrides the other silently)."""
     forced = os.environ.get("HDML_BUDGET", "").strip()
+    if forced and forced not in BUDGETS:
+        raise BudgetError(f"HDML_BUDGET={forced!r}: expected one of {', '.join(BUDGETS)} (or leave it unset)")
+    if is_fast():
+        if forced and forced != "fast":
+            raise BudgetError(f"HDML_FAST=1 and HDML_BUDGET={forced} disagree: unset one of them "
+                              "(HDML_FAST=1 means the fast budget)")
+        return "fast"
     if forced:
-        if forced not in BUDGETS:
-            raise ValueError(f"HDML_BUDGET={forced!r}; expected one of {', '.join(BUDGETS)}")
         return forced
     return "full" if device is not None and getattr(device, "type", str(device)) == "cuda" else "cpu"
+
+
+def text_progress_bars(mininterval: float = 2.0) -> None:
+    """Make the trainer's progress bar plain text (``tqdm.std``) instead of ``tqdm.auto``'s widget.
+
+    In a kernel, tqdm.auto draws an ipywidget; a notebook saved or executed without widget state
+    keeps only the widget's first text frame ("0%| 0/400"). A text bar rewrites one line with
+    carriage returns, so the saved copy ends on the final line ("100%| 400/400"). It redraws at
+    most every ``mininterval`` seconds (default 2), so that a saved copy stays small. Call once,
+    in the set-up cell.
+    """
+    from functools import partial
+
+    from tqdm.std import tqdm as text_tqdm
+
+    from ..training import trainer
+
+    trainer.tqdm = partial(text_tqdm, mininterval=mininterval)
 
 
 def repo_root() -> Path | None:
@@ -74,9 +109,11 @@ def runs_dir() -> Path:
 
 
 def results_dir() -> Path:
-    if os.environ.get("HDML_RESULTS"):
-        return Path(os.environ["HDML_RESULTS"]).expanduser()
-    return (repo_root() or Path.cwd()) / "results"
+    """Where the study's result tables are read: ``$HDML_RESULTS``, else the checkout's ``results/``,
+    else the copy packaged with the kit (an installed kit, e.g. on Colab): see ``results_files``."""
+    from ..results_data import find_results
+
+    return find_results()
 
 
 def _slug(overrides) -> str:
@@ -96,6 +133,32 @@ def notebook_config(preset: str, *overrides: str, budget: str = "cpu", seed: int
     return apply_overrides(cfg, extra + [f"train.seed={seed}", *overrides, f"train.out_dir={out}"])
 
 
+SWEEP_PULLS = (1.0, 0.5, 0.1, 0.01)    # the notebooks' graded alpha sweep, as pull factors
+
+
+def tracked_j_avg(history: dict) -> float:
+    """The J_avg a run tracked: the median of its logged ``j_avg`` over the second half of training
+    (after the first blocks, when the tracker has settled). history: a run's ``history``."""
+    from ..study.stats import second_half_median
+
+    return second_half_median([r["j_avg"] for r in history["train"] if "j_avg" in r])
+
+
+def sweep_alphas(j_avg: float, preset_alpha: float | None = None, targets=SWEEP_PULLS) -> dict:
+    """{target pull factor: alpha} with exp(-alpha / j_avg) = target (``study.stats.alpha_grid``),
+    alphas rounded to 3 significant digits (stable run names). A grid alpha within 10% of
+    ``preset_alpha`` is replaced by it, so that point reuses the preset's run."""
+    from ..study.stats import alpha_grid
+
+    out = {}
+    for p, a in zip(targets, alpha_grid(j_avg, targets)):
+        a = float(f"{a:.3g}")
+        if preset_alpha and a > 0 and abs(a - preset_alpha) <= 0.1 * preset_alpha:
+            a = float(preset_alpha)
+        out[p] = a
+    return out
+
+
 def describe_budget(budget: str, preset: str = "lab_hdml_npair") -> str:
     """One line for the notebook to print, with the steps and sizes ``preset`` really gets at ``budget``."""
     cfg = notebook_config(preset, budget=budget)
@@ -103,5 +166,5 @@ def describe_budget(budget: str, preset: str = "lab_hdml_npair") -> str:
     classes = f"{cfg.data.max_classes} classes" if cfg.data.max_classes else "all classes"
     size = f"{cfg.train.steps} steps, {classes}, {per}, CNN width {cfg.model.width}"
     return {"fast": f"FAST mode (HDML_FAST=1): {size}; numbers are meaningless, the code path is real.",
-            "cpu": f"CPU budget: {size} (about 45-75 s per run on one CPU thread, measured).",
+            "cpu": f"CPU budget: {size} (about 45-75 CPU-seconds per run on one thread, measured).",
             "full": f"full lab preset {preset}: {size}."}[budget]

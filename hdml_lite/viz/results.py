@@ -10,6 +10,7 @@ Scores in the CSV files are fractions in [0, 1] (the kit's convention); tables p
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -70,6 +71,13 @@ def load_study(results_dir) -> dict:
         p = d / f"{name}.csv"
         out[name] = read_csv(p) if p.is_file() else None
     return out
+
+
+def load_settings(results_dir) -> dict | None:
+    """The study's settings and choices (``study.json``: chosen lr and alpha per method, the J_avg its
+    alpha grid was built on, ...), or None where the file is absent. Read as JSON data only."""
+    p = Path(results_dir) / "study.json"
+    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
 
 
 def summarise(rows: list[dict], by: str = "method", metrics=TABLE_METRICS + ("map_r", "train_s")) -> dict:
@@ -172,6 +180,34 @@ def verdicts_markdown(rows: list[dict] | None) -> str:
     return "\n".join(lines)
 
 
+def engagement_markdown(rows: list[dict] | None, caption: str = "") -> str:
+    """engagement.csv rows as a markdown table: method, seed, every condition's value and verdict
+    (``<name>_value`` / ``<name>_ok``), the extra numbers when present (``acc_syn``, ``pull_median``), and
+    every ``engaged*`` column (v1, v2, ...). A line saying the file is absent when ``rows`` is empty."""
+    if not rows:
+        return "No engagement table here (`engagement.csv` is absent)."
+    cols = list(rows[0])
+    conds = [c[:-6] for c in cols if c.endswith("_value")]
+    extra = [c for c in ("acc_syn", "pull_median") if c in cols]
+    verdicts = [c for c in cols if c.startswith("engaged")]
+
+    def cell(r, c):
+        v = r.get(c)
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    def cond(r, c):
+        ok = r.get(f"{c}_ok")
+        return cell(r, f"{c}_value") + ("" if ok is None else " ✓" if ok == 1 else " ✗")
+
+    head = ["method", "seed", *conds, *extra, *verdicts]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        vals = [label(r["method"]), str(r.get("seed", "")), *(cond(r, c) for c in conds), *(cell(r, c) for c in extra),
+                *("**yes**" if r.get(c) == 1 else "no" for c in verdicts)]
+        lines.append("| " + " | ".join(vals) + " |")
+    return "\n".join(lines + ([""] + [caption] if caption else []))
+
+
 def verdict_of(rows: list[dict] | None, claim_start: str, metric: str = "r1") -> str | None:
     """The verdict of the first claim starting with ``claim_start`` on ``metric`` (None: absent)."""
     for r in rows or []:
@@ -196,7 +232,8 @@ def plot_sweep(rows: list[dict], metrics=("r1", "nmi", "f1"), split: str = "test
     positive alpha, ticks at the swept values), min-max band when an alpha has several seeds.
 
     rows: sweep.csv rows (alpha, seed, split, metrics; optional ``pull_factor``, the run's final
-    exp(-alpha/J_avg), printed under each tick). The title gets ``sweep_caption(rows)`` appended,
+    exp(-alpha/J_avg), printed under each tick; optional ``pull_target``, the pull factor the alpha
+    was chosen for: then each tick reads "p=0.5 / alpha=0.2", readable on a grid of close alphas). The title gets ``sweep_caption(rows)`` appended,
     so it says how many seeds there are. reference: optional {metric: value} of a baseline drawn
     as a horizontal line. Returns the figure.
     """
@@ -211,7 +248,13 @@ def plot_sweep(rows: list[dict], metrics=("r1", "nmi", "f1"), split: str = "test
     main = methods[0]
     pulls = [[r[pkey] for r in rows if float(r["alpha"]) == a and r.get("method", main) == main
               and isinstance(r.get(pkey), float) and math.isfinite(r[pkey])] for a in alphas]
-    ticks = [f"{a:g}" + (f"\n({np.mean(p):.2f})" if p else "") for a, p in zip(alphas, pulls)]
+    targets = {float(r["alpha"]): r["pull_target"] for r in rows if isinstance(r.get("pull_target"), float)}
+    if len(targets) == len(alphas):    # a grid chosen from the pull factor: label each alpha by its target
+        ticks = [f"p={targets[a]:g}\n\u03b1={a:.2g}" for a in alphas]
+        x_label = "target pull factor p, and its alpha (= -J_avg ln p at the tracked J_avg)"
+    else:
+        ticks = [f"{a:g}" + (f"\n({np.mean(p):.2f})" if p else "") for a, p in zip(alphas, pulls)]
+        x_label = "alpha" + (" (median pull factor exp(-alpha/J_avg))" if any(pulls) else " (pulling factor)")
     base_colour = color_for("npair")
     positive = [a for a in alphas if a > 0]
     # log axis; alpha = 0 (no augmentation) drawn a quarter of the smallest positive alpha to the left
@@ -232,8 +275,8 @@ def plot_sweep(rows: list[dict], metrics=("r1", "nmi", "f1"), split: str = "test
             ax.axhline(100 * reference[m], color=base_colour, ls="--", label="baseline N-pair")
         ax.set_xscale("log")
         ax.minorticks_off()
-        ax.set_xticks(x, ticks, fontsize=8 if any(pulls) else None)
-        ax.set_xlabel("alpha" + (" (median pull factor exp(-alpha/J_avg))" if any(pulls) else " (pulling factor)"))
+        ax.set_xticks(x, ticks, fontsize=8 if any(pulls) or targets else None)
+        ax.set_xlabel(x_label, fontsize=8 if targets else None)
         ax.set_ylabel(f"{METRIC_NAMES.get(m, m)} (%)")
         ax.set_title(f"{METRIC_NAMES.get(m, m)} on {split} classes")
         ax.grid(alpha=0.3)
