@@ -195,9 +195,13 @@ def test_batch_of_one_class_is_refused_before_training(tmp_path, tiny_overrides,
 
 def test_lab_preset_on_other_data_gets_the_lr_reminder(tmp_path):
     assert lab_reminder(get_preset("lab_npair")) == ""            # the glyphs: nothing to say
-    line = lab_reminder(_cfg(tmp_path))
-    assert line.startswith("note: lab_npair's optim.lr=0.0003 was chosen on the glyph validation classes")
+    cfg = _cfg(tmp_path)
+    line = lab_reminder(cfg)
+    assert line.startswith(f"note: lab_npair's optim.lr={get_preset('lab_npair').optim.lr:g} was chosen on the "
+                           f"glyph validation classes")
     assert "python -m hdml_lite compare" in line
+    cfg.optim.lr = 0.123                      # an lr given on purpose (compare's selection): no reminder
+    assert lab_reminder(cfg) == ""
     assert lab_reminder(get_preset("cub_npair")) == ""
 
 

@@ -261,6 +261,10 @@ def lab_reminder(cfg) -> str:
     """One line for a lab preset on data other than the glyphs ("" otherwise)."""
     if cfg.data.dataset == "glyphs" or not cfg.name.startswith("lab_"):
         return ""
+    from ..presets import PRESETS
+
+    if cfg.name in PRESETS and PRESETS[cfg.name]().optim.lr != cfg.optim.lr:
+        return ""                       # an lr given on purpose (e.g. by compare's selection)
     return (f"note: {cfg.name}'s optim.lr={cfg.optim.lr:g} was chosen on the glyph validation classes, not on "
             f"your data; `python -m hdml_lite compare` selects it on your data")
 
