@@ -205,7 +205,7 @@ def _train(cfg: Config, resume: bool, eval_sets: dict | None, callback, device: 
     def run_eval(step: int) -> None:
         for split, ds in eval_sets.items():
             m = evaluate(method.embed, ds, ks=ks_for(cfg), batch_size=cfg.train.eval_batch, device=device,
-                         **kmeans_args(cfg))
+                         num_workers=cfg.data.num_workers, **kmeans_args(cfg))
             history["eval"].append({"step": step, "split": split, **m})
 
     kill_at = int(os.environ.get("HDML_KILL_AT_STEP", "-1"))  # test hook: simulate a crash
