@@ -59,3 +59,111 @@ def test_embeddings_identical_cached_streamed_and_with_workers():
     assert torch.equal(ref, two) and torch.equal(ref, cached)
     assert labels.tolist() == labels2.tolist() == labels3.tolist() == ds.labels.tolist()
     assert not cached.is_inference(), "embeddings are ordinary tensors for the metrics that follow"
+
+
+# ---------------------------------------------------------------- one host synchronisation per step
+class SyncCounter:
+    """Counts the calls that read a tensor's value back to the host (item, tolist, float(), int(),
+    bool(), numpy) made by the kit's own code (a caller frame in hdml_lite); on a GPU each one
+    waits for the queued kernels. torch's own CPU-side reads (e.g. Adam's CPU step counters)
+    are not device synchronisations and are not counted."""
+    NAMES = ("item", "tolist", "__float__", "__int__", "__bool__", "numpy")
+
+    def __init__(self, monkeypatch):
+        import sys
+
+        self.calls = []
+        for name in self.NAMES:
+            original = getattr(torch.Tensor, name)
+
+            def counted(t, *a, _original=original, _name=name, **k):
+                caller = sys._getframe(1).f_globals.get("__name__", "")
+                if caller.startswith("hdml_lite"):
+                    self.calls.append((_name, caller, sys._getframe(1).f_lineno))
+                return _original(t, *a, **k)
+
+            monkeypatch.setattr(torch.Tensor, name, counted)
+
+
+@pytest.mark.parametrize("loss", ["npair", "triplet"])
+def test_hdml_step_reads_the_device_once(monkeypatch, loss):
+    from test_hdml_method import _batch, _method
+
+    m = _method(loss)
+    x, y = _batch(loss)
+    m.train_step(x, y, 0)
+    counter = SyncCounter(monkeypatch)
+    logs = m.train_step(x, y, 1)
+    assert len(counter.calls) == 1, counter.calls
+    assert counter.calls[0][0] == "tolist"
+    assert all(isinstance(v, float) for v in logs.values())
+    for k in ("acc_real", "acc_syn", "hard_real", "hard_aug", "hard_gen"):
+        assert k in logs and logs[k] == logs[k], k        # the diagnostics came through that one read
+
+
+def test_bad_layout_and_non_finite_still_raise_before_any_update(monkeypatch):
+    from hdml_lite.training.method import NonFiniteLossError
+    from test_hdml_method import _batch, _method
+
+    m = _method("npair")
+    x, y = _batch("npair")
+    before = [p.detach().clone() for p in m.model.parameters()]
+    with pytest.raises(ValueError, match="class-major"):
+        m.train_step(x, torch.cat([y[:2], y[:-2]]), 0)    # pairs repeat a class: caught after the forward
+    x_bad = x.clone()
+    x_bad[0] = float("inf")
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss term 'j_metric' = nan at step 4"):
+        m.train_step(x_bad, y, 4)
+    assert all(torch.equal(a, b) for a, b in zip(before, m.model.parameters()))
+
+
+# ---------------------------------------------------------------- trainer: BN snapshot, workers
+def test_bn_snapshot_holds_only_bn_buffers_in_tensors_allocated_once():
+    from hdml_lite.training.trainer import BufferSnapshot
+    from test_hdml_method import _method
+
+    m = _method("npair")
+    bns = [mod for net in m.modules.values() for mod in net.modules()
+           if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm)]
+    snap = BufferSnapshot(m)
+    assert len(snap.live) == 3 * len(bns) > 0          # running_mean, running_var, num_batches_tracked
+    ids = [id(t) for t in snap.saved]
+    snap.save()
+    want = [b.clone() for b in snap.live]
+    for bn in bns:
+        bn.running_mean.add_(1.0)
+        bn.num_batches_tracked.add_(5)
+    snap.save()
+    snap.restore()
+    assert [id(t) for t in snap.saved] == ids
+    assert not all(torch.equal(a, b) for a, b in zip(snap.live, want)), "the second save took the new values"
+    for bn in bns:
+        bn.running_mean.sub_(1.0)
+        bn.num_batches_tracked.sub_(5)
+    snap.save()
+    for bn in bns:
+        bn.running_var.mul_(3.0)
+    snap.restore()
+    assert all(torch.equal(a, b) for a, b in zip(snap.live, want))
+
+
+def test_workers_are_closed_at_the_end_of_train_also_when_it_fails(tiny_overrides, monkeypatch):
+    import multiprocessing as mp
+
+    from hdml_lite.config import apply_overrides
+    from hdml_lite.presets import get_preset
+    from hdml_lite.training.method import NonFiniteLossError
+    from hdml_lite.training.trainer import train
+
+    from conftest import make_flaky_metric_loss
+
+    seen = []
+    cfg = apply_overrides(get_preset("lab_npair"), tiny_overrides + ["data.num_workers=2", "train.steps=3",
+                                                                    "train.eval_every=0"])
+    train(cfg, resume=False, callback=lambda *a: seen.append(len(mp.active_children())))
+    assert max(seen) >= 2, "the run had its workers"
+    assert mp.active_children() == [], "... and they are gone when train returns"
+    make_flaky_metric_loss(monkeypatch, at_call=2, factor=float("nan"))
+    with pytest.raises(NonFiniteLossError) as err:      # kept, as a notebook keeps its last traceback
+        train(cfg, resume=False)
+    assert err.value.__traceback__ is not None and mp.active_children() == [], "closed, not left to the GC"

@@ -100,6 +100,9 @@ class TrainBatches:
         return augment(x, self.data_cfg, self.in_channels, self.seed, step), y
 
     def close(self) -> None:
-        """Stop the workers (also happens when the object is garbage-collected)."""
-        self._it = None
-        self.loader = None
+        """Stop the workers now (the trainer calls this at the end of a run, also when it fails);
+        without it, persistent workers would live until garbage collection. Idempotent."""
+        it, self._it, self.loader = self._it, None, None
+        shutdown = getattr(it, "_shutdown_workers", None)   # torch's multi-process iterator
+        if shutdown is not None:
+            shutdown()
