@@ -167,3 +167,45 @@ def test_workers_are_closed_at_the_end_of_train_also_when_it_fails(tiny_override
     with pytest.raises(NonFiniteLossError) as err:      # kept, as a notebook keeps its last traceback
         train(cfg, resume=False)
     assert err.value.__traceback__ is not None and mp.active_children() == [], "closed, not left to the GC"
+
+
+def test_embedding_head_runs_in_float32_under_autocast():
+    """The head g has one precision in training and evaluation (CPU autocast stands in for CUDA's)."""
+    from hdml_lite.models.embedding import EmbeddingHead, MetricModel
+
+    torch.manual_seed(0)
+    backbone = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8))
+    backbone.feature_dim = 8
+    model = MetricModel(backbone, 4).eval()
+    x = torch.randn(5, 1, 4, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, z = model(x)
+        z_head = model.head(y)
+    assert y.dtype == torch.bfloat16, "the backbone does run under autocast"
+    assert z.dtype == z_head.dtype == torch.float32
+    assert torch.equal(z, model.head(y.float())), "the same numbers as the head outside autocast"
+    assert isinstance(model.head, EmbeddingHead)
+
+
+# ---------------------------------------------------------------- bench/lab_speed.py
+def test_lab_speed_prints_its_figures_on_a_tiny_run(capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from conftest import TINY
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "lab_speed.py"
+    spec = importlib.util.spec_from_file_location("lab_speed", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    tiny = [o for o in TINY if not o.startswith(("train.steps", "train.progress", "train.device"))]
+    result = mod.main(["--presets", "lab_npair,lab_hdml_npair", "--steps", "4", "--set", *tiny])
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last == json.loads(json.dumps(result))
+    assert last["threads"] == 1 and len(last["load_avg"]) == 3 and last["gflops_matmul"] > 0
+    for name, r in last["runs"].items():
+        assert r["steps"] == 4 and r["evaluations"] == 2, name            # eval_every=3: steps 3 and 4
+        assert r["run_cpu_s"] > r["eval_cpu_s"] > 0 and r["bare_cpu_s"] > 0
+        assert r["overhead"] == pytest.approx(r["run_cpu_s"] / r["bare_cpu_s"], rel=1e-3)
+        assert 0 < r["eval_frac"] < 1 and r["gflops_bare"] > 0 and r["step_gflop"] > 0
