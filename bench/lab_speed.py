@@ -15,6 +15,8 @@ In one process, for each preset (CPU, ``train.threads`` applied as training does
   run's first batch), plus one forward pass over the test set (already transformed), with no
   loading, no metrics and no logging: the arithmetic the run cannot avoid;
 - ``overhead = run_cpu_s / bare_cpu_s``;
+- ``eval_flop_frac`` / ``overhead_flop_floor``: the same two ratios from FLOPs alone (each
+  evaluation is one forward pass over the test set): what no speed-up of the plumbing can beat;
 - ``gflops_bare``: the model's forward + backward FLOPs (``torch.utils.flop_counter``: matmuls
   and convolutions) per CPU second in the bare loop, beside ``gflops_matmul``, a float32
   1024 x 1024 matmul's rate on the same thread (the roofline), and their ratio.
@@ -176,12 +178,17 @@ def main(argv=None) -> dict:
             r["overhead"] = r["run_cpu_s"] / r["bare_cpu_s"]
             r["eval_frac"] = r["eval_cpu_s"] / r["run_cpu_s"]
             r["roofline_frac"] = r["gflops_bare"] / result["gflops_matmul"]
+            # the floor set by arithmetic alone: each evaluation is one more forward pass over the test set
+            train_gf, fwd_gf = cfg.train.steps * r["step_gflop"], r["test_forward_gflop"]
+            r["eval_flop_frac"] = r["evaluations"] * fwd_gf / (train_gf + r["evaluations"] * fwd_gf)
+            r["overhead_flop_floor"] = (train_gf + r["evaluations"] * fwd_gf) / (train_gf + fwd_gf)
             r.update(steps=cfg.train.steps, eval_every=cfg.train.eval_every, eval_batch=cfg.train.eval_batch)
             result["runs"][name] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
             print(f"{name}: run {r['run_cpu_s']:.1f} CPU-s ({r['evaluations']} evaluations {r['eval_cpu_s']:.1f} s, "
                   f"eval_frac {r['eval_frac']:.3f}); bare {r['bare_cpu_s']:.1f} s (steps {r['bare_steps_cpu_s']:.1f}"
                   f" + test forward {r['bare_forward_cpu_s']:.1f}); overhead {r['overhead']:.3f}; "
-                  f"{r['gflops_bare']:.2f} GFLOP/s = {100 * r['roofline_frac']:.0f}% of the matmul's; "
+                  f"{r['gflops_bare']:.2f} GFLOP/s = {100 * r['roofline_frac']:.0f}% of the matmul's; FLOPs alone: "
+                  f"eval_frac >= {r['eval_flop_frac']:.3f}, overhead >= {r['overhead_flop_floor']:.3f}; "
                   f"load {load_avg()[0]}", flush=True)
             if args.profile:
                 profile_run(cfg, args.profile)
