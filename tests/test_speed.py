@@ -209,3 +209,17 @@ def test_lab_speed_prints_its_figures_on_a_tiny_run(capsys):
         assert r["run_cpu_s"] > r["eval_cpu_s"] > 0 and r["bare_cpu_s"] > 0
         assert r["overhead"] == pytest.approx(r["run_cpu_s"] / r["bare_cpu_s"], rel=1e-2)   # 4-decimal rounding
         assert 0 < r["eval_frac"] < 1 and r["gflops_bare"] > 0 and r["step_gflop"] > 0
+
+
+def test_optimizers_fuse_only_on_cuda():
+    """Fused optimizers take the GradScaler's inf check on the GPU (no read-back per optimizer); on a
+    CPU the optimizers stay torch's default implementation (bit-identical to before)."""
+    from hdml_lite.training.method import fused_kwargs
+    from test_hdml_method import _method
+
+    m = _method("npair")
+    assert all(not o.defaults.get("fused") for o in m.optimizers.values())
+    assert fused_kwargs([{"params": [torch.nn.Parameter(torch.zeros(2))]}]) == {}
+    meta = torch.nn.Parameter(torch.zeros(2, device="meta"))
+    assert fused_kwargs([{"params": [meta]}]) == {}, "only CUDA parameters are fused"
+    assert fused_kwargs([]) == {}

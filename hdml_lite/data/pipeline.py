@@ -63,6 +63,8 @@ def augment(x: torch.Tensor, data_cfg, in_channels: int, seed: int, step: int, t
     mean, std, flip = transform_spec(data_cfg.transforms)
     top, left, flips = crop_params(step_generator(seed, step), len(x), data_cfg.resize, data_cfg.image_size,
                                    train, flip)
+    if x.device.type == "cuda":      # queued copies from pinned memory: no wait for the GPU
+        top, left, flips = (t.pin_memory().to(x.device, non_blocking=True) for t in (top, left, flips))
     return augment_batch(x, top, left, flips, data_cfg.image_size, mean, std, in_channels)
 
 

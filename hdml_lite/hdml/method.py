@@ -29,8 +29,8 @@ from torch import Tensor
 from ..config import Config
 from ..losses import npair_loss, triplet_loss
 from ..models import build_metric_model
-from ..training.method import (Method, check_finite, make_optimizer, metric_param_groups, read_floats, register_method,
-                               weight_decay_loss)
+from ..training.method import (Method, check_finite, fused_kwargs, make_optimizer, metric_param_groups, read_floats,
+                               register_method, weight_decay_loss)
 from .augment import augment_npair, augment_triplet, pull_factor
 from .diagnostics import accuracy, npair_hardness, triplet_hardness
 from .generator import Generator, SoftmaxHead
@@ -42,7 +42,8 @@ BN_STATS = ("official", "real")
 
 
 def _adam(params: list, lr: float) -> torch.optim.Adam:
-    return torch.optim.Adam([{"params": params, "lr": lr, "base_lr": lr}])
+    groups = [{"params": params, "lr": lr, "base_lr": lr}]
+    return torch.optim.Adam(groups, **fused_kwargs(groups))       # fused on CUDA (no GradScaler sync)
 
 
 @register_method("hdml")
