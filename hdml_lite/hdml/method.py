@@ -105,7 +105,9 @@ class HDMLMethod(Method):
         """One forward pass -> every loss term, in the graph (nothing detached, nothing stepped).
 
         x: (B, C, H, W), labels: (B,) in the sampler's order. Keys: j_metric, j_m, j_syn, j_gen,
-        j_recon, j_soft, ce_real (scalars), z (B, E), z_hat (M, E) the generator's synthetic inputs.
+        j_recon, j_soft, ce_real (scalars), z (B, E), z_hat (M, E) the generator's synthetic inputs,
+        diagnostics (0-d tensors and floats), layout_ok (0-d bool: the batch is in the sampler's
+        layout; ``train_step`` raises the layout error when it is not).
         """
         h, lc = self.cfg.hdml, self.cfg.loss
         npair = lc.name == "npair"
@@ -206,6 +208,9 @@ class HDMLMethod(Method):
         j_gen_avg, weight_syn = 1 - exp(-beta / j_gen_avg); and the mechanism diagnostics
         (``hdml/diagnostics.py``, METHOD §5): acc_real, acc_syn, pull_factor = exp(-alpha / j_avg),
         hard_real, hard_aug, hard_gen (batch medians of d(a, n) / d(a, p)).
+
+        All of them, and the batch-layout check, are read from the device in one transfer
+        (``read_floats``), before the backward passes: one host synchronisation per step.
         """
         self.train()
         for opt in self.optimizers.values():
