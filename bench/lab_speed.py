@@ -10,7 +10,8 @@ In one process, for each preset (CPU, ``train.threads`` applied as training does
   (``train``), with the preset's evaluations and checkpoints, starting with an empty
   evaluation-set cache (as a fresh ``python -m hdml_lite train`` process does);
 - ``eval_cpu_s`` / ``eval_frac``: the CPU seconds inside the trainer's evaluations, and their
-  share of ``run_cpu_s``;
+  share of ``run_cpu_s``; of them ``eval_metrics_cpu_s`` in the metrics (Recall@K, MAP@R,
+  R-precision, k-means NMI/F1) and ``eval_embed_cpu_s`` in transforming and embedding the images;
 - ``bare_cpu_s``: the same number of ``train_step`` calls on one fixed in-memory batch (the
   run's first batch), plus one forward pass over the test set (already transformed), with no
   loading, no metrics and no logging: the arithmetic the run cannot avoid;
@@ -57,30 +58,38 @@ def matmul_gflops(n: int = 1024, seconds: float = 1.0) -> float:
 
 def timed_run(cfg) -> dict:
     """run_cpu_s and eval_cpu_s of ``train(cfg)`` from scratch, with an empty evaluation-set cache."""
+    import importlib
+
     from hdml_lite.evaluation import eval_set
     from hdml_lite.training import trainer
 
+    evaluate_module = importlib.import_module("hdml_lite.evaluation.evaluate")   # the package exports evaluate()
+
     eval_set.clear_cache()
-    spent = [0.0, 0]
-    original = trainer.evaluate
+    spent = {"eval": 0.0, "metrics": 0.0, "n": 0}
 
-    def timed(*a, **k):
-        t = time.process_time()
-        try:
-            return original(*a, **k)
-        finally:
-            spent[0] += time.process_time() - t
-            spent[1] += 1
+    def timer(original, key):
+        def timed(*a, **k):
+            t = time.process_time()
+            try:
+                return original(*a, **k)
+            finally:
+                spent[key] += time.process_time() - t
+                spent["n"] += key == "eval"
+        return timed
 
-    trainer.evaluate = timed
+    originals = trainer.evaluate, evaluate_module.evaluate_embeddings
+    trainer.evaluate = timer(originals[0], "eval")
+    evaluate_module.evaluate_embeddings = timer(originals[1], "metrics")   # Recall@K ... NMI, F1
     t = time.process_time()
     try:
         result = trainer.train(cfg, resume=False)
     finally:
-        trainer.evaluate = original
+        trainer.evaluate, evaluate_module.evaluate_embeddings = originals
     run = time.process_time() - t
-    return {"run_cpu_s": run, "eval_cpu_s": spent[0], "evaluations": spent[1], "train_wall_s": result.train_s,
-            "metrics": result.metrics}
+    return {"run_cpu_s": run, "eval_cpu_s": spent["eval"], "eval_metrics_cpu_s": spent["metrics"],
+            "eval_embed_cpu_s": spent["eval"] - spent["metrics"], "evaluations": spent["n"],
+            "train_wall_s": result.train_s, "metrics": result.metrics}
 
 
 def bare(cfg) -> dict:
@@ -184,7 +193,8 @@ def main(argv=None) -> dict:
             r["overhead_flop_floor"] = (train_gf + r["evaluations"] * fwd_gf) / (train_gf + fwd_gf)
             r.update(steps=cfg.train.steps, eval_every=cfg.train.eval_every, eval_batch=cfg.train.eval_batch)
             result["runs"][name] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
-            print(f"{name}: run {r['run_cpu_s']:.1f} CPU-s ({r['evaluations']} evaluations {r['eval_cpu_s']:.1f} s, "
+            print(f"{name}: run {r['run_cpu_s']:.1f} CPU-s ({r['evaluations']} evaluations {r['eval_cpu_s']:.1f} s: "
+                  f"embedding {r['eval_embed_cpu_s']:.1f}, metrics {r['eval_metrics_cpu_s']:.1f}; "
                   f"eval_frac {r['eval_frac']:.3f}); bare {r['bare_cpu_s']:.1f} s (steps {r['bare_steps_cpu_s']:.1f}"
                   f" + test forward {r['bare_forward_cpu_s']:.1f}); overhead {r['overhead']:.3f}; "
                   f"{r['gflops_bare']:.2f} GFLOP/s = {100 * r['roofline_frac']:.0f}% of the matmul's; FLOPs alone: "

@@ -206,7 +206,8 @@ def test_lab_speed_prints_its_figures_on_a_tiny_run(capsys):
     assert last["threads"] == 1 and len(last["load_avg"]) == 3 and last["gflops_matmul"] > 0
     for name, r in last["runs"].items():
         assert r["steps"] == 4 and r["evaluations"] == 2, name            # eval_every=3: steps 3 and 4
-        assert r["run_cpu_s"] > r["eval_cpu_s"] > 0 and r["bare_cpu_s"] > 0
+        assert r["run_cpu_s"] > r["eval_cpu_s"] > r["eval_metrics_cpu_s"] > 0 and r["bare_cpu_s"] > 0
+        assert r["eval_embed_cpu_s"] == pytest.approx(r["eval_cpu_s"] - r["eval_metrics_cpu_s"], abs=1e-3)
         assert r["overhead"] == pytest.approx(r["run_cpu_s"] / r["bare_cpu_s"], rel=1e-2)   # 4-decimal rounding
         assert 0 < r["eval_frac"] < 1 and r["gflops_bare"] > 0 and r["step_gflop"] > 0
 
