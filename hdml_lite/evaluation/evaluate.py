@@ -4,7 +4,8 @@
     evaluate_embeddings(emb, labels, ks=ks_for("sop"))
     # {"r1": .., "r10": .., "r100": .., "r1000": .., "map_r": .., "r_precision": .., "nmi": .., "f1": ..}
 
-All scores are fractions in [0, 1] (the papers print percentages).
+All scores are fractions in [0, 1] (the papers print percentages). The test images are
+transformed once per process and reused by every later evaluation (``eval_set.py``).
 """
 from __future__ import annotations
 
