@@ -94,7 +94,7 @@ def fingerprint(ds, first: torch.Tensor) -> str | None:
     h.update(type(ds).__name__.encode())
     if isinstance(ds, ArrayDataset):
         h.update(str((tuple(ds.images.shape), str(ds.images.dtype))).encode())
-        h.update(ds.images.contiguous().numpy().tobytes())
+        h.update(ds.images.contiguous().numpy())                # buffer protocol: no copy
     elif isinstance(ds, ImageListDataset):
         h.update(str(ds.in_channels).encode())
         _update_with_files(h, ds)
@@ -103,7 +103,7 @@ def fingerprint(ds, first: torch.Tensor) -> str | None:
     h.update(np.asarray(ds.labels, dtype=np.int64).tobytes())
     h.update(repr(ds.transform).encode())
     h.update(str((tuple(first.shape), str(first.dtype))).encode())
-    h.update(first.contiguous().numpy().tobytes())
+    h.update(first.contiguous().numpy())
     return h.hexdigest()
 
 
