@@ -101,6 +101,21 @@ def test_hdml_step_reads_the_device_once(monkeypatch, loss):
         assert k in logs and logs[k] == logs[k], k        # the diagnostics came through that one read
 
 
+def test_hdc_step_reads_the_device_once(monkeypatch):
+    from hdml_lite.presets import get_preset
+    from hdml_lite.training.trainer import build_method
+
+    cfg = get_preset("lab_hdc")
+    cfg.model.pretrained, cfg.model.width, cfg.hdc.head_dim = False, 4, 8
+    m = build_method(cfg, 20, 1, torch.device("cpu"))
+    x, y = torch.randn(24, 1, 32, 32), torch.arange(4).repeat_interleave(6)
+    m.train_step(x, y, 0)
+    counter = SyncCounter(monkeypatch)
+    logs = m.train_step(x, y, 1)
+    assert [c[0] for c in counter.calls] == ["tolist"], counter.calls
+    assert set(logs) == {"loss", "loss_h1", "loss_h2", "loss_h3"} and all(isinstance(v, float) for v in logs.values())
+
+
 def test_bad_layout_and_non_finite_still_raise_before_any_update(monkeypatch):
     from hdml_lite.training.method import NonFiniteLossError
     from test_hdml_method import _batch, _method
