@@ -1,6 +1,6 @@
 """How many training images per second can the data pipeline deliver?
 
-    OMP_NUM_THREADS=1 python bench/data_pipeline.py            # ~1 minute on 2 cores
+    OMP_NUM_THREADS=1 python bench/data_pipeline.py            # ~1 minute on 2 cores (train.threads auto: 1)
     python bench/data_pipeline.py --images 800 --batches 20    # more images, longer runs
 
 Builds synthetic CUB-sized JPEGs (500x375, smooth colour noise, ~quality 90) in the
@@ -41,6 +41,9 @@ from PIL import Image
 from torchvision.transforms import v2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchenv import bench_env, load_avg  # noqa: E402
 
 from hdml_lite.config import Config, apply_overrides  # noqa: E402
 from hdml_lite.data import load_dataset, make_sampler  # noqa: E402
@@ -102,10 +105,9 @@ def main(argv=None) -> dict:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--resize", type=int, default=256)
     p.add_argument("--crop", type=int, default=227)
+    p.add_argument("--threads", type=int, default=0, help="train.threads (0: auto, one thread on a CPU)")
     args = p.parse_args(argv)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    omp = os.environ.get("OMP_NUM_THREADS", "unset")
-    print(f"cores {cores}, OMP_NUM_THREADS={omp}, torch threads {torch.get_num_threads()}")
+    env = bench_env(args.threads, "cpu")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t = time.perf_counter()
@@ -155,8 +157,7 @@ def main(argv=None) -> dict:
         out["img_s_cache_workers"] = through(args.workers, cached.data, ds_c, args.batches)
         print(f"cache     ({args.workers} workers reading the cache): {out['img_s_cache_workers']:7.0f} images/s")
     out = {k: round(v, 1) for k, v in {**out, **CPU}.items()}
-    out.update(cores=cores, omp_num_threads=omp, batch=args.batch, crop=args.crop, images=args.images,
-               load_avg_1min=round(os.getloadavg()[0], 2))
+    out.update(env, batch=args.batch, crop=args.crop, images=args.images, load_avg_end=load_avg())
     print(json.dumps(out))
     return out
 

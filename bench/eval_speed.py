@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchenv import bench_env, load_avg  # noqa: E402
 from hdml_lite.evaluation import cluster_metrics, retrieval_metrics  # noqa: E402
 
 
@@ -117,18 +119,19 @@ def main(argv=None) -> dict:
     ap.add_argument("--noise", type=float, default=2.2, help="noise norm relative to the unit centres")
     ap.add_argument("--chunk", type=int, default=None, help="kit's block size (default: adapted to N)")
     ap.add_argument("--no-cluster", action="store_true", help="skip the k-means timing")
+    ap.add_argument("--threads", type=int, default=0, help="train.threads (0: auto, one thread on a CPU)")
     args = ap.parse_args(argv)
     if args.chunk is not None and args.chunk < 1:
         print(f"--chunk={args.chunk}: expected a positive block size", file=sys.stderr)
         sys.exit(2)
 
+    env = bench_env(args.threads, "cpu")
     sizes = [args.only] if args.only else list(SIZES)
     runs = {name: run_size(name, args) for name in sizes}
     result = {"ratio_small": runs["small"]["ratio"] if "small" in runs else None,
               "ratio": runs["sop"]["ratio"] if "sop" in runs else None,
               "agree": all(r["agree"] for r in runs.values()),
-              "threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-              "chunk": args.chunk, **runs}
+              **env, "chunk": args.chunk, **runs, "load_avg_end": load_avg()}
     print(json.dumps(result))
     return result
 

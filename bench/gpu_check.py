@@ -9,8 +9,11 @@ dataset and no install: it imports the kit from this checkout), e.g. on a lent m
 ``python3 bench/gpu_check.py --json $OUT/gpu_check.json`` (a few minutes). It writes a synthetic CUB-200-2011 (``CUB_200_2011/images.txt``,
 ``image_class_labels.txt``, ``classes.txt``, ``images/<class>/<file>.jpg``; 200 classes, JPEGs of
 CUB's typical 500 x 375 size) into a temporary folder, then trains each preset through the
-kit's own trainer (``hdml_lite.training.trainer.train``) with its real data pipeline, and records
-per preset:
+kit's own trainer (``hdml_lite.training.trainer.train``) with its real data pipeline, reading the
+pre-resized uint8 image cache (``data.cache``, built once before the timings; ``--no-cache`` decodes
+the JPEGs in every step instead), so that it measures the model rather than JPEG decoding. It
+applies ``train.threads`` (``--threads``, auto by default) and prints it with the load average.
+It records per preset:
 
 - ``step_s_median`` / ``step_s_mean``: wall time between consecutive steps (the trainer's
   per-step callback), after ``--warmup`` steps; ``images_per_s`` = batch size / median step time;
@@ -41,6 +44,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchenv import bench_env, load_avg  # noqa: E402
 
 PRESETS = ("cub_npair", "cub_hdml_npair")
 
@@ -126,17 +131,28 @@ class DataWait:
         TrainBatches.get = self.original
 
 
-def run_preset(name: str, root: Path, out_dir: Path, args, device: str) -> dict:
-    import torch
+def build_cache(name: str, root: Path, args, device: str) -> float:
+    """Build the pre-resized uint8 image cache (``data.cache``) once, before any timing: the runs
+    then read batches from it instead of decoding JPEGs. Returns the seconds it took."""
+    from hdml_lite.data import load_dataset
 
+    t = time.perf_counter()
+    load_dataset(preset_config(name, root, Path(args.cache) / "unused_out", args, device).data, "train")
+    sec = round(time.perf_counter() - t, 1)
+    print(f"image cache {args.cache} built in {sec} s", flush=True)
+    return sec
+
+
+def preset_config(name: str, root: Path, out_dir: Path, args, device: str):
+    """The preset with the script's settings (see the module docstring)."""
     from hdml_lite.config import apply_overrides
     from hdml_lite.presets import get_preset
-    from hdml_lite.training.trainer import train
 
     cfg = get_preset(name)
     wanted = {"data.root": str(root), "train.steps": args.steps, "train.eval_every": 0, "train.ckpt_every": 0,
               "train.progress": False, "train.out_dir": str(out_dir / name), "train.device": device,
-              "train.amp": device == "cuda", "data.num_workers": args.workers, "train.threads": 0}
+              "train.amp": device == "cuda", "data.num_workers": args.workers, "train.threads": args.threads,
+              "data.cache": str(args.cache)}
     if args.weights:  # ImageNet weights from a local file; without one, random init (no download attempt)
         wanted["model.weights_path"], wanted["model.pretrained"] = args.weights, True
     else:
@@ -145,8 +161,15 @@ def run_preset(name: str, root: Path, out_dir: Path, args, device: str) -> dict:
         wanted.update({"data.resize": 40, "data.image_size": 32, "data.batch_classes": 4,
                        "data.images_per_class": 2, "model.embedding_size": 16, "hdml.gen_hidden": 32,
                        "train.kmeans_restarts": 1, "train.eval_batch": 16})
-    cfg = apply_overrides(cfg, wanted)
+    return apply_overrides(cfg, wanted)
 
+
+def run_preset(name: str, root: Path, out_dir: Path, args, device: str) -> dict:
+    import torch
+
+    from hdml_lite.training.trainer import train
+
+    cfg = preset_config(name, root, out_dir, args, device)
     stamps: list[float] = []
     batch = [0]
 
@@ -182,7 +205,7 @@ def run_preset(name: str, root: Path, out_dir: Path, args, device: str) -> dict:
         "total_s": round(total_s, 2), "train_s": round(float(getattr(result, "train_s", float("nan"))), 2),
         "final": {k: round(float(v), 4) for k, v in (getattr(result, "metrics", None) or {}).items()},
         "config": {"image_size": cfg.data.image_size, "amp": bool(cfg.train.amp and device == "cuda"),
-                   "num_workers": cfg.data.num_workers, "backbone": cfg.model.backbone,
+                   "num_workers": cfg.data.num_workers, "cache": bool(cfg.data.cache), "backbone": cfg.model.backbone,
                    "pretrained": bool(getattr(result.method.modules.get("model"), "backbone", None) is not None
                                       and getattr(result.method.modules["model"].backbone, "pretrained_loaded", False))},
         "error": None,
@@ -202,6 +225,8 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", default="", help="local GoogLeNet ImageNet weights file (optional)")
     ap.add_argument("--root", default="", help="where to write the synthetic data (default: a temp folder)")
     ap.add_argument("--json", default="", help="also write the JSON result to this file")
+    ap.add_argument("--threads", type=int, default=0, help="train.threads (0: auto: torch's default on CUDA, 1 on a CPU)")
+    ap.add_argument("--no-cache", action="store_true", help="decode the JPEGs in every step instead of data.cache")
     args = ap.parse_args(argv)
     if args.steps < 2:
         print(f"--steps={args.steps}: expected at least 2 (timings are intervals between steps)", file=sys.stderr)
@@ -222,20 +247,24 @@ def main(argv=None) -> int:
     per_class = args.per_class or (4 if args.tiny else 24)
     n_classes, size = (8, (64, 48)) if args.tiny else (200, (500, 375))
 
+    env = bench_env(args.threads, device)
     tmp = tempfile.TemporaryDirectory(prefix="hdml_gpu_check_")
     root = Path(args.root or tmp.name)
+    args.cache = "" if args.no_cache else root / "cache"
     t = time.perf_counter()
     make_synthetic_cub(root / "data", n_classes, per_class, size, workers=1 if args.tiny else min(16, os.cpu_count() or 1))
     data_s = time.perf_counter() - t
     print(f"synthetic CUB: {n_classes} classes x {per_class} images {size[0]}x{size[1]} in {data_s:.1f} s "
           f"({root / 'data'})", flush=True)
+    cache_s = build_cache(PRESETS[0], root / "data", args, device) if args.cache else None
 
     result = {"device": device, "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None,
               "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
               "cpus": os.cpu_count(), "steps": args.steps, "warmup": args.warmup, "tiny": args.tiny,
               "workers": args.workers, "data": {"classes": n_classes, "per_class": per_class, "size": list(size),
-                                                 "write_s": round(data_s, 1)},
-              "runs": {}}
+                                                 "write_s": round(data_s, 1), "cache": bool(args.cache),
+                                                 "cache_build_s": cache_s},
+              **env, "runs": {}}
     ok = True
     for name in [p for p in args.presets.split(",") if p]:
         print(f"--- {name}", flush=True)
@@ -248,6 +277,7 @@ def main(argv=None) -> int:
         print(f"{name}: {json.dumps(result['runs'][name])}", flush=True)
         if device == "cuda":
             torch.cuda.empty_cache()
+    result["load_avg_end"] = load_avg()
     line = json.dumps(result)
     if args.json:
         Path(args.json).write_text(line + "\n")

@@ -42,6 +42,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchenv import bench_env, load_avg  # noqa: E402
 
 from hdml_lite.config import Config  # noqa: E402
 from hdml_lite.device import pick_device  # noqa: E402
@@ -157,21 +160,20 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1 warm-up + 3 timed steps (default 2 + 7)")
     ap.add_argument("--skip-googlenet", action="store_true", help="only the lab setting")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--threads", type=int, default=0, help="train.threads (0: auto, one thread on a CPU)")
     ap.add_argument("--child", nargs=3, metavar=("CASE", "METHOD", "STEPS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
+        torch.set_num_threads(args.threads or 1)   # the parent's setting (it passes torch's thread count)
         child(args.child[0], args.child[1], int(args.child[2]))
         return
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = pick_device(args.device)
+    env = bench_env(args.threads, device)
     warmup, steps = (1, 3) if args.quick else (2, 7)
     cases = ["lab"] if args.skip_googlenet else ["googlenet", "lab"]
     amp = device.type == "cuda"
     result = {"device": str(device), "gpu": torch.cuda.get_device_name(device) if amp else None, "amp": amp,
-              "batch": 2 * CLASSES, "warmup": warmup, "timed_steps": steps, "torch_threads": torch.get_num_threads(),
-              "ratio_googlenet": None}
+              "batch": 2 * CLASSES, "warmup": warmup, "timed_steps": steps, **env, "ratio_googlenet": None}
     for case in cases:
         t0 = time.perf_counter()
         result.update(time_case(case, device, warmup, steps))
@@ -184,6 +186,7 @@ def main() -> None:
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
     result["mem_measure"] = ("cuda: max_memory_allocated during a step minus allocated before it" if amp else
                              "cpu: child-process VmHWM during training steps minus VmRSS before them")
+    result["load_avg_end"] = load_avg()
     print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items()}))
 
 

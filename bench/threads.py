@@ -6,7 +6,8 @@ run alone and as two copies at once (the study and the demo run two side by side
 
 Each setting starts `python -m hdml_lite train` in fresh processes (the wait policy must be set
 before torch is imported) and reads `train_s` (the training loop) from their metrics.json.
-Last line: a JSON object {setting: [train_s of each copy]} plus "cores".
+Last line: a JSON object {setting: [train_s of each copy]} plus "cores" and the load average at
+the start and the end (each setting's line also prints the load when it finished).
 """
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchenv import bench_env, load_avg  # noqa: E402
 
 SETTINGS = {"1 thread": (1, None), "2 threads": (2, None), "2 threads PASSIVE": (2, "PASSIVE")}
 
@@ -41,14 +45,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=60)
     a = ap.parse_args(argv)
+    env = bench_env(0, "cpu")      # this process only starts the runs; each run gets its own setting
     out = {}
     with tempfile.TemporaryDirectory() as d:
         for name, (threads, policy) in SETTINGS.items():
             for copies in (1, 2):
                 key = f"{name}, {'alone' if copies == 1 else 'two at once'}"
                 out[key] = run(copies, threads, policy, a.steps, Path(d), key.replace(" ", "_").replace(",", ""))
-                print(f"{key:<34} train_s {out[key]}", flush=True)
-    out["cores"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+                print(f"{key:<34} train_s {out[key]}  (load {load_avg()[0]})", flush=True)
+    out.update(cores=env["cores"], load_avg=env["load_avg"], load_avg_end=load_avg())
     print(json.dumps(out))
     return 0
 

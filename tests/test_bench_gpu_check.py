@@ -33,6 +33,9 @@ def test_gpu_check_tiny_run_on_cpu(tmp_path, capsys):
     result = json.loads(last)
     assert result == json.loads(out.read_text())
     assert result["device"] == "cpu" and set(result["runs"]) == {"cub_npair", "cub_hdml_npair"}
+    assert result["data"]["cache"] is True and result["data"]["cache_build_s"] >= 0   # on the uint8 cache
+    assert result["threads"] == 1 and "train.threads=0 -> auto" in result["threads_line"]
+    assert len(result["load_avg"]) == 3 and len(result["load_avg_end"]) == 3
     for name, run in result["runs"].items():
         assert run["error"] is None, name
         assert run["steps"] == 3 and run["timed_steps"] >= 1 and run["batch"] == 8
@@ -40,6 +43,7 @@ def test_gpu_check_tiny_run_on_cpu(tmp_path, capsys):
         assert 0 <= run["data_wait_frac"] < 1
         assert run["peak_mem_gib"] is None  # CPU: no GPU memory
         assert 0 <= run["final"]["r1"] <= 1
+        assert run["config"]["cache"] is True
 
 
 def test_gpu_check_rejects_bad_arguments(capsys):

@@ -71,7 +71,7 @@ def test_every_imported_package_is_declared():
     runtime = {_dist(r) for r in project["dependencies"]}
     test = runtime | {_dist(r) for r in project["optional-dependencies"]["test"]}
     lab = runtime | {_dist(r) for r in project["optional-dependencies"]["lab"]}
-    local = {p.stem for p in (REPO / "tests").glob("*.py")} | {"hdml_lite"}
+    local = {p.stem for d in ("tests", "bench") for p in (REPO / d).glob("*.py")} | {"hdml_lite"}   # + bench/benchenv
     provided = packages_distributions()
     missing = []
     for path in _files(".py", ".ipynb"):

@@ -63,6 +63,8 @@ def augment(x: torch.Tensor, data_cfg, in_channels: int, seed: int, step: int, t
     mean, std, flip = transform_spec(data_cfg.transforms)
     top, left, flips = crop_params(step_generator(seed, step), len(x), data_cfg.resize, data_cfg.image_size,
                                    train, flip)
+    if x.device.type == "cuda":      # queued copies from pinned memory: no wait for the GPU
+        top, left, flips = (t.pin_memory().to(x.device, non_blocking=True) for t in (top, left, flips))
     return augment_batch(x, top, left, flips, data_cfg.image_size, mean, std, in_channels)
 
 
@@ -100,6 +102,9 @@ class TrainBatches:
         return augment(x, self.data_cfg, self.in_channels, self.seed, step), y
 
     def close(self) -> None:
-        """Stop the workers (also happens when the object is garbage-collected)."""
-        self._it = None
-        self.loader = None
+        """Stop the workers now (the trainer calls this at the end of a run, also when it fails);
+        without it, persistent workers would live until garbage collection. Idempotent."""
+        it, self._it, self.loader = self._it, None, None
+        shutdown = getattr(it, "_shutdown_workers", None)   # torch's multi-process iterator
+        if shutdown is not None:
+            shutdown()

@@ -23,6 +23,8 @@ Two ways to apply them:
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from PIL import Image
@@ -97,6 +99,15 @@ def crop_params(generator: torch.Generator, n: int, resize: int, image_size: int
     return top, left, flips
 
 
+@functools.lru_cache(maxsize=32)
+def _mean_k(mean: tuple, std: tuple, c_out: int, scale: float, dev: torch.device):
+    """(mean * scale, 1 / (std * scale)) as (c_out, 1, 1) float32 on ``dev``, made once per device
+    (a copy to a GPU per batch would wait for the GPU each time). Read-only."""
+    m = (torch.tensor(mean, dtype=torch.float32) * scale).view(c_out, 1, 1).to(dev)
+    k = 1.0 / (torch.tensor(std, dtype=torch.float32) * scale).view(c_out, 1, 1).to(dev)
+    return m, k
+
+
 def augment_batch(x: torch.Tensor, top, left, flips, image_size: int, mean, std,
                   out_channels: int, gather: bool | None = None) -> torch.Tensor:
     """Crop, flip and normalise a batch on its device.
@@ -111,8 +122,7 @@ def augment_batch(x: torch.Tensor, top, left, flips, image_size: int, mean, std,
     s, dev = image_size, x.device
     c_out = 3 if (out_channels == 3 and C == 1) else C
     scale = 255.0 if x.dtype == torch.uint8 else 1.0
-    m = (torch.tensor(mean[:c_out], dtype=torch.float32) * scale).view(c_out, 1, 1).to(dev)
-    k = 1.0 / (torch.tensor(std[:c_out], dtype=torch.float32) * scale).view(c_out, 1, 1).to(dev)
+    m, k = _mean_k(tuple(mean[:c_out]), tuple(std[:c_out]), c_out, scale, dev)
     if gather is None:
         gather = dev.type != "cpu"
     if gather:

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from ..config import Config
-from ..training.method import Method, check_finite, make_optimizer, metric_param_groups, register_method
+from ..training.method import (Method, check_finite, make_optimizer, metric_param_groups, read_floats,
+                               register_method)
 from .embed import concat_heads
 from .loss import LOSS_SCALES, ROUTINGS, cascade_loss
 from .model import CascadeModel
@@ -105,11 +106,12 @@ class HDCMethod(Method):
             zs = self.model(x)  # 3 x (B, head_dim), normalised, float32
         loss, per_head = cascade_loss(zs, labels, hdc.fractions, hdc.routing, hdc.neg_factor, hdc.loss_scale)
         terms = {"loss": loss, **{f"loss_h{k + 1}": j for k, j in enumerate(per_head)}}
-        check_finite(terms, step)
+        logs = read_floats(terms)                      # the step's one host synchronisation
+        check_finite(logs, step)
         self.scaler.scale(loss).backward()
         self.scaler.step(opt)
         self.scaler.update()
-        return {k: float(v.detach()) for k, v in terms.items()}
+        return logs
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:

@@ -53,8 +53,9 @@ def _ratio(d_an: Tensor, d_ap: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def npair_hardness(anchors: Tensor, candidates: Tensor) -> float:
-    """Median of d(a_i, c_ij) / d(a_i, c_ii) over i != j for an N-pair layout.
+def npair_hardness(anchors: Tensor, candidates: Tensor) -> Tensor:
+    """Median of d(a_i, c_ij) / d(a_i, c_ii) over i != j for an N-pair layout: a 0-d float32
+    tensor on the embeddings' device (no host synchronisation; ``float()`` it to read it).
 
     anchors: (N, D); candidates: (N, N, D) with candidates[i, i] the positive of anchor i, or
     (N, D) positives (the real batch, where candidate j of every anchor is positive j).
@@ -65,22 +66,23 @@ def npair_hardness(anchors: Tensor, candidates: Tensor) -> float:
         c = c.unsqueeze(0).expand(a.shape[0], *c.shape)
     d = (c - a.unsqueeze(1)).pow(2).sum(-1).sqrt()                 # (N, N): d(a_i, c_ij)
     ratio = _ratio(d, d.diagonal().unsqueeze(1))
-    off = ~torch.eye(a.shape[0], dtype=torch.bool, device=a.device)
-    return float(ratio[off].median())
+    n = a.shape[0]
+    off = ratio.flatten()[1:].view(n - 1, n + 1)[:, :-1]           # the i != j entries, no mask (no sync)
+    return off.median()
 
 
 @torch.no_grad()
-def triplet_hardness(a: Tensor, p: Tensor, n: Tensor) -> float:
-    """Median of d(a, n) / d(a, p) over the triplets. a, p, n: (T, D)."""
+def triplet_hardness(a: Tensor, p: Tensor, n: Tensor) -> Tensor:
+    """Median of d(a, n) / d(a, p) over the triplets (a 0-d float32 tensor). a, p, n: (T, D)."""
     d_an = (n.float() - a.float()).pow(2).sum(-1).sqrt()
     d_ap = (p.float() - a.float()).pow(2).sum(-1).sqrt()
-    return float(_ratio(d_an, d_ap).median())
+    return _ratio(d_an, d_ap).median()
 
 
 @torch.no_grad()
-def accuracy(logits: Tensor, labels: Tensor) -> float:
-    """Fraction of rows whose arg-max is the label. logits (M, C), labels (M,)."""
-    return float((logits.argmax(1) == labels).float().mean())
+def accuracy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Fraction of rows whose arg-max is the label (a 0-d float32 tensor). logits (M, C), labels (M,)."""
+    return (logits.argmax(1) == labels).float().mean()
 
 
 def _median(values: list[float]) -> float:

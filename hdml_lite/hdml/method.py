@@ -29,7 +29,8 @@ from torch import Tensor
 from ..config import Config
 from ..losses import npair_loss, triplet_loss
 from ..models import build_metric_model
-from ..training.method import Method, check_finite, make_optimizer, metric_param_groups, register_method, weight_decay_loss
+from ..training.method import (Method, check_finite, fused_kwargs, make_optimizer, metric_param_groups, read_floats,
+                               register_method, weight_decay_loss)
 from .augment import augment_npair, augment_triplet, pull_factor
 from .diagnostics import accuracy, npair_hardness, triplet_hardness
 from .generator import Generator, SoftmaxHead
@@ -41,7 +42,8 @@ BN_STATS = ("official", "real")
 
 
 def _adam(params: list, lr: float) -> torch.optim.Adam:
-    return torch.optim.Adam([{"params": params, "lr": lr, "base_lr": lr}])
+    groups = [{"params": params, "lr": lr, "base_lr": lr}]
+    return torch.optim.Adam(groups, **fused_kwargs(groups))       # fused on CUDA (no GradScaler sync)
 
 
 @register_method("hdml")
@@ -103,11 +105,13 @@ class HDMLMethod(Method):
         """One forward pass -> every loss term, in the graph (nothing detached, nothing stepped).
 
         x: (B, C, H, W), labels: (B,) in the sampler's order. Keys: j_metric, j_m, j_syn, j_gen,
-        j_recon, j_soft, ce_real (scalars), z (B, E), z_hat (M, E) the generator's synthetic inputs.
+        j_recon, j_soft, ce_real (scalars), z (B, E), z_hat (M, E) the generator's synthetic inputs,
+        diagnostics (0-d tensors and floats), layout_ok (0-d bool: the batch is in the sampler's
+        layout; ``train_step`` raises the layout error when it is not).
         """
         h, lc = self.cfg.hdml, self.cfg.loss
         npair = lc.name == "npair"
-        _check_batch(lc.name, labels)
+        layout_ok = _batch_layout_ok(lc.name, labels)             # 0-d bool tensor: read with the logs
         j_avg, j_gen_avg = self.tracker.j_avg, self.tracker.j_gen   # constants during the step
         with self.autocast():
             y = self.model.backbone(x)                              # (B, F)
@@ -164,7 +168,8 @@ class HDMLMethod(Method):
                 diag.update(hard_real=triplet_hardness(a, p, n), hard_aug=triplet_hardness(a, p, n_hat),
                             hard_gen=triplet_hardness(z_syn[:T], z_syn[T:2 * T], z_syn[2 * T:]))
         return {"j_metric": j_metric, "j_m": j_m, "j_syn": j_syn, "j_gen": j_gen, "j_recon": j_recon,
-                "j_soft": j_soft, "ce_real": ce_real, "z": z, "z_hat": z_hat, "diagnostics": diag}
+                "j_soft": j_soft, "ce_real": ce_real, "z": z, "z_hat": z_hat, "diagnostics": diag,
+                "layout_ok": layout_ok}
 
     def embed_synthetic(self, y_syn: Tensor) -> Tensor:
         """z~ = g(y~) with the SAME embedding head g = BN + FC, BN in training mode (METHOD §1.3).
@@ -203,6 +208,9 @@ class HDMLMethod(Method):
         j_gen_avg, weight_syn = 1 - exp(-beta / j_gen_avg); and the mechanism diagnostics
         (``hdml/diagnostics.py``, METHOD §5): acc_real, acc_syn, pull_factor = exp(-alpha / j_avg),
         hard_real, hard_aug, hard_gen (batch medians of d(a, n) / d(a, p)).
+
+        All of them, and the batch-layout check, are read from the device in one transfer
+        (``read_floats``), before the backward passes: one host synchronisation per step.
         """
         self.train()
         for opt in self.optimizers.values():
@@ -210,13 +218,17 @@ class HDMLMethod(Method):
         j_avg, j_gen_avg = self.tracker.j_avg, self.tracker.j_gen
         t = self.losses(x, labels)
         names = ("j_metric", "j_m", "j_syn", "j_gen", "j_recon", "j_soft", "ce_real")
-        check_finite({k: t[k] for k in names}, step)                # before any update
+        # every float the step logs, and the batch-layout check, in ONE host synchronisation
+        read = read_floats({**{k: t[k] for k in names}, **t["diagnostics"], "layout_ok": t["layout_ok"]})
+        if not read.pop("layout_ok"):
+            _check_batch(self.cfg.loss.name, labels)                # raises the message
+        check_finite({k: read[k] for k in names}, step)             # before any update
         self.backward(t)
         for opt in self.optimizers.values():
             self.scaler.step(opt)
         self.scaler.update()
 
-        out = dict(zip(names, torch.stack([t[k].detach().float() for k in names]).tolist()))
+        out = {k: read[k] for k in names}
         out["loss"] = out.pop("j_metric")
         beta = self.cfg.hdml.beta
         # official: J_avg averages the already weighted J_m; paper: the plain J_m
@@ -225,7 +237,7 @@ class HDMLMethod(Method):
         if self.tracker.mode == "epoch" and self.tracker.steps_in_period >= self.steps_per_epoch:
             self.tracker.end_epoch()
         out.update(j_avg=j_avg, j_gen_avg=j_gen_avg, weight_syn=synthetic_weight(beta, j_gen_avg))
-        out.update(t["diagnostics"])
+        out.update({k: read[k] for k in t["diagnostics"]})
         return out
 
     @torch.no_grad()
@@ -242,6 +254,20 @@ class HDMLMethod(Method):
     def load_extra_state(self, state: dict) -> None:
         if "tracker" in state:
             self.tracker.load_state_dict(state["tracker"])
+
+
+def _batch_layout_ok(loss_name: str, labels: Tensor) -> Tensor:
+    """The check of ``_check_batch`` as a 0-d bool tensor on the labels' device (no host
+    synchronisation); a batch whose size does not fit the layout raises at once."""
+    B = labels.shape[0]
+    if loss_name == "npair":
+        if B % 2:
+            _check_batch(loss_name, labels)
+        anchors = labels[0::2].sort().values
+        return (labels[0::2] == labels[1::2]).all() & (anchors[1:] != anchors[:-1]).all()
+    if B % 3:
+        _check_batch(loss_name, labels)
+    return (labels[0::3] == labels[1::3]).all() & ~(labels[0::3] == labels[2::3]).any()
 
 
 def _check_batch(loss_name: str, labels: Tensor) -> None:

@@ -15,7 +15,11 @@ from .backbones import build_backbone
 
 
 class EmbeddingHead(nn.Module):
-    """g: y (B, feature_dim) -> z (B, embedding_size). BN then FC, no normalisation."""
+    """g: y (B, feature_dim) -> z (B, embedding_size). BN then FC, no normalisation.
+
+    Always in float32, autocast or not: training (HDML re-embeds its synthetics with this g
+    outside autocast, the baseline inside it) and evaluation then use the same precision,
+    and the losses see float32 embeddings. On a CPU (no autocast) this changes nothing."""
 
     def __init__(self, feature_dim: int, embedding_size: int):
         super().__init__()
@@ -23,7 +27,8 @@ class EmbeddingHead(nn.Module):
         self.fc = nn.Linear(feature_dim, embedding_size)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.bn(y))
+        with torch.autocast(device_type=y.device.type, enabled=False):
+            return self.fc(self.bn(y.float()))
 
 
 class MetricModel(nn.Module):

@@ -28,22 +28,10 @@ METRIC_KEYS = ("r1", "r2", "r4", "r8", "map_r", "nmi", "f1")
 _EVAL_CACHE: dict = {}
 
 
-def _materialise(ds):
-    """Apply the deterministic test transform once: a tensor dataset with the same items."""
-    import torch
-    from torch.utils.data import TensorDataset
-
-    xs = torch.stack([ds[i][0] for i in range(len(ds))])
-    out = TensorDataset(xs, torch.as_tensor(ds.labels))
-    for attr in ("labels", "class_names", "skipped", "num_classes"):   # what the trainer's checks read
-        if hasattr(ds, attr):
-            setattr(out, attr, getattr(ds, attr))
-    return out
-
-
 def _eval_sets(cfg, splits) -> dict:
     """The evaluation sets of ``splits`` (METHOD §4), cached per process."""
     from ..data import config_channels, load_dataset
+    from ..evaluation import materialise
 
     in_ch = config_channels(cfg)
     d = cfg.data
@@ -52,7 +40,7 @@ def _eval_sets(cfg, splits) -> dict:
         key = (split, d.dataset, d.root, d.image_size, d.resize, d.transforms, d.val_classes, d.max_classes,
                d.max_per_class, d.channels, in_ch, d.split_file)
         if key not in _EVAL_CACHE:
-            _EVAL_CACHE[key] = _materialise(load_dataset(d, split, in_channels=in_ch, train_transform=False))
+            _EVAL_CACHE[key] = materialise(load_dataset(d, split, in_channels=in_ch, train_transform=False))
         out[split] = _EVAL_CACHE[key]
     return out
 

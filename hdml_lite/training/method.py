@@ -7,6 +7,8 @@ the trainer (``training/trainer.py``) owns the loop, checkpoints and evaluation.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -15,12 +17,22 @@ from ..device import amp_enabled, autocast
 from ..models import build_metric_model
 
 
+def fused_kwargs(params_groups: list[dict]) -> dict:
+    """``{"fused": True}`` when every parameter is on a CUDA device, else ``{}`` (CPU: torch's default
+    implementation, as before). A fused optimizer also takes the AMP GradScaler's inf check on the
+    device: without it ``scaler.step`` reads ``found_inf`` back to the host once per optimizer, which
+    is a host synchronisation per optimizer per step (HDML has three)."""
+    params = [p for g in params_groups for p in (g["params"] if isinstance(g, dict) else [g])]
+    return {"fused": True} if params and all(p.is_cuda and p.is_floating_point() for p in params) else {}
+
+
 def make_optimizer(params_groups: list[dict], optim_cfg) -> torch.optim.Optimizer:
-    """Adam or SGD over parameter groups ``[{"params": [...], "lr": ...}, ...]``."""
+    """Adam or SGD over parameter groups ``[{"params": [...], "lr": ...}, ...]`` (fused on CUDA)."""
     if optim_cfg.optimizer == "adam":
-        return torch.optim.Adam(params_groups, weight_decay=optim_cfg.weight_decay)
+        return torch.optim.Adam(params_groups, weight_decay=optim_cfg.weight_decay, **fused_kwargs(params_groups))
     if optim_cfg.optimizer == "sgd":
-        return torch.optim.SGD(params_groups, momentum=optim_cfg.momentum, weight_decay=optim_cfg.weight_decay)
+        return torch.optim.SGD(params_groups, momentum=optim_cfg.momentum, weight_decay=optim_cfg.weight_decay,
+                               **fused_kwargs(params_groups))
     raise ValueError(f"optim.optimizer={optim_cfg.optimizer!r}; expected adam or sgd")
 
 
@@ -77,13 +89,32 @@ class NonFiniteLossError(FloatingPointError):
     """A loss term was NaN or infinite; raised BEFORE any parameter update of that step."""
 
 
-def check_finite(terms: dict[str, torch.Tensor], step: int) -> None:
-    """Raise NonFiniteLossError naming the first non-finite loss term (no update happens)."""
+def check_finite(terms: dict, step: int) -> None:
+    """Raise NonFiniteLossError naming the first non-finite loss term (no update happens).
+
+    terms: {name: float or tensor}; floats (from ``read_floats``) cost no host synchronisation."""
     for name, value in terms.items():
-        if isinstance(value, torch.Tensor) and not torch.isfinite(value.detach()).all():
+        if isinstance(value, torch.Tensor):
+            bad = not torch.isfinite(value.detach()).all()
+            shown = float(value.detach().float().mean()) if bad else 0.0
+        else:
+            bad, shown = not math.isfinite(value), value
+        if bad:
             raise NonFiniteLossError(
-                f"non-finite loss term {name!r} = {float(value.detach().float().mean())} at step {step}; "
+                f"non-finite loss term {name!r} = {shown} at step {step}; "
                 f"no update was applied. Lower the learning rate (optim.lr) or check the data.")
+
+
+def read_floats(values: dict) -> dict[str, float]:
+    """{name: 0-d tensor or number} -> {name: float}, with ONE host synchronisation for all the
+    tensors: they are stacked (as float32) and read with a single ``.tolist()``. What a training
+    step logs goes through here once, so that a GPU step does not stall on each value."""
+    keys = [k for k, v in values.items() if isinstance(v, torch.Tensor)]
+    out = {k: float(v) for k, v in values.items() if not isinstance(v, torch.Tensor)}
+    if keys:
+        read = torch.stack([values[k].detach().float().reshape(()) for k in keys]).tolist()
+        out.update(zip(keys, read))
+    return {k: out[k] for k in values}
 
 
 class Method:
@@ -175,11 +206,12 @@ class BaselineMethod(Method):
         z = z.float()
         j_m = metric_loss(self.cfg.loss, z, labels)
         loss = j_m + weight_decay_loss([self.model], self.cfg.optim.wd_loss)
-        check_finite({"j_m": j_m, "loss": loss}, step)
+        logs = read_floats({"loss": loss, "j_m": j_m})      # the step's one host synchronisation
+        check_finite({"j_m": logs["j_m"], "loss": logs["loss"]}, step)
         self.scaler.scale(loss).backward()
         self.scaler.step(opt)
         self.scaler.update()
-        return {"loss": float(loss.detach()), "j_m": float(j_m.detach())}
+        return logs
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:

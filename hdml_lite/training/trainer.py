@@ -127,16 +127,28 @@ class RunResult:
     train_s: float
 
 
-def _snapshot_buffers(method: Method) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Copies of every module buffer (BatchNorm running stats, ...): a failed step's forward
-    pass has already moved them when its loss turns out non-finite."""
-    return [(b, b.detach().clone()) for m in method.modules.values() for b in m.buffers()]
+class BufferSnapshot:
+    """The BatchNorm running statistics of a method's modules (running_mean, running_var,
+    num_batches_tracked), saved before each step: a failed step's forward pass has already
+    moved them when its loss turns out non-finite. ``save()`` copies them into tensors
+    allocated once, on their own device, in one multi-tensor copy (no allocation, no host
+    synchronisation: on a GPU it is queued like any kernel); ``restore()`` copies them back."""
 
+    def __init__(self, method: Method):
+        self.live = [b for m in method.modules.values() for mod in m.modules()
+                     if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm)
+                     for b in mod.buffers(recurse=False)]
+        self.saved = [torch.empty_like(b) for b in self.live]
 
-def _restore_buffers(snapshot: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-    with torch.no_grad():
-        for buf, saved in snapshot:
-            buf.copy_(saved)
+    def save(self) -> None:
+        if self.live:
+            with torch.no_grad():
+                torch._foreach_copy_(self.saved, self.live)
+
+    def restore(self) -> None:
+        if self.live:
+            with torch.no_grad():
+                torch._foreach_copy_(self.live, self.saved)
 
 
 def seed_step(seed: int, step: int) -> None:
@@ -235,41 +247,49 @@ def _train(cfg: Config, resume: bool, eval_sets: dict | None, callback, device: 
     def run_eval(step: int) -> None:
         for split, ds in eval_sets.items():
             m = evaluate(method.embed, ds, ks=ks_for(cfg), batch_size=cfg.train.eval_batch, device=device,
-                         **kmeans_args(cfg))
+                         num_workers=cfg.data.num_workers, **kmeans_args(cfg))
             history["eval"].append({"step": step, "split": split, **m})
 
     kill_at = int(os.environ.get("HDML_KILL_AT_STEP", "-1"))  # test hook: simulate a crash
     steps = cfg.train.steps
     batches = TrainBatches(train_ds, sampler, cfg.data, in_ch, cfg.train.seed, device, start, steps)
+    bn = BufferSnapshot(method)               # BatchNorm running stats move in the forward pass
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=cfg.name, disable=not cfg.train.progress)
     t0 = time.perf_counter()
     progress.step = start
-    for step in bar:
-        progress.step = step
-        if step == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-        method.set_lr_scale(lr_scale(step, cfg.optim.milestones, cfg.optim.gamma))
-        seed_step(cfg.train.seed, step)
-        x, y = batches.get(step)              # on device; crops/flips seeded by (seed, step)
-        buffers = _snapshot_buffers(method)   # BatchNorm running stats move in the forward pass
-        try:
-            logs = method.train_step(x, y, step)
-        except NonFiniteLossError as exc:
-            elapsed += time.perf_counter() - t0
-            _restore_buffers(buffers)          # so the checkpoint is exactly the state after step - 1
-            checkpoint(step)
-            raise NonFiniteLossError(f"{exc} Checkpoint of the last good state saved to {ckpt_path}.") from exc
-        history["train"].append({"step": step, **logs})
-        if callback is not None:
-            callback(step, method, x, y, logs)
-        bar.set_postfix(loss=f"{logs['loss']:.4g}")
-        done = step + 1
-        if cfg.train.eval_every and done % cfg.train.eval_every == 0 and done < steps:
-            run_eval(done)
-        if cfg.train.ckpt_every and done % cfg.train.ckpt_every == 0:
-            elapsed_now = elapsed + time.perf_counter() - t0
-            elapsed, t0 = elapsed_now, time.perf_counter()
-            checkpoint(done)
+    try:
+        for step in bar:
+            progress.step = step
+            if step == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            method.set_lr_scale(lr_scale(step, cfg.optim.milestones, cfg.optim.gamma))
+            seed_step(cfg.train.seed, step)
+            x, y = batches.get(step)              # on device; crops/flips seeded by (seed, step)
+            bn.save()
+            try:
+                logs = method.train_step(x, y, step)
+            except NonFiniteLossError as exc:
+                elapsed += time.perf_counter() - t0
+                bn.restore()                       # so the checkpoint is exactly the state after step - 1
+                checkpoint(step)
+                raise NonFiniteLossError(f"{exc} Checkpoint of the last good state saved to {ckpt_path}.") from exc
+            except Exception:
+                bn.restore()                       # a step that failed leaves the model as it was
+                raise
+            history["train"].append({"step": step, **logs})
+            if callback is not None:
+                callback(step, method, x, y, logs)
+            bar.set_postfix(loss=f"{logs['loss']:.4g}")
+            done = step + 1
+            if cfg.train.eval_every and done % cfg.train.eval_every == 0 and done < steps:
+                run_eval(done)
+            if cfg.train.ckpt_every and done % cfg.train.ckpt_every == 0:
+                elapsed_now = elapsed + time.perf_counter() - t0
+                elapsed, t0 = elapsed_now, time.perf_counter()
+                checkpoint(done)
+    finally:
+        batches.close()                           # the DataLoader workers stop here, not at garbage collection
+        bar.close()
     elapsed += time.perf_counter() - t0
     progress.step = steps
     if not history["eval"] or history["eval"][-1]["step"] != steps:
