@@ -8,6 +8,7 @@ over the seeds; ties: R@1, then the smaller value. The test classes are never us
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import multiprocessing as mp
@@ -69,8 +70,10 @@ def run_one(preset: str, ovr: list[str], splits=("test",)) -> str:
 
     trainer.evaluate = timed
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    try:
-        res = trainer.train(cfg, eval_sets=_eval_sets(resolve_data(cfg)[0], splits))
+    out.mkdir(parents=True, exist_ok=True)
+    try:   # the run's own report (pre-flight, threads, mechanism) goes to its folder, not the comparison's screen
+        with open(out / "train.log", "a") as log, contextlib.redirect_stdout(log):
+            res = trainer.train(cfg, eval_sets=_eval_sets(resolve_data(cfg)[0], splits))
     finally:
         trainer.evaluate = evaluate
     final_eval = sum(1 for e in res.history["eval"] if e["step"] == cfg.train.steps)
