@@ -47,9 +47,9 @@ def _sampler_for(loss: str) -> str:
 # the pull factor, hdml.bn_stats and HDC's fractions.
 REGIMES = {
     "lab": dict(pretrained=True, steps=400, eval_every=100, ckpt_every=100, lr=1e-3,
-                alpha_npair=1.32, alpha_triplet=7.1,                            # study
+                alpha_npair=0.0302, alpha_triplet=1.86,                         # study (pull ~0.9 / ~0.3)
                 bn_stats="real", bn_stats_triplet="official",                   # study (N-pair only)
-                lrs=dict(contrastive=3e-4, triplet=3e-4, semihard=3e-4, lifted=3e-4, npair=3e-4,
+                lrs=dict(contrastive=3e-4, triplet=3e-4, semihard=3e-4, lifted=1e-3, npair=3e-4,
                          angular=1e-3, hdc=3e-4, contrastive_hdcbatch=3e-4,
                          hdml_npair=1e-3, hdml_triplet=3e-4),                   # study
                 hdc_fractions=[1.0, 1.0, 1.0]),                                 # study

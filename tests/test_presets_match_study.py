@@ -22,5 +22,5 @@ def test_lab_presets_use_the_studys_choices(study):
     for key, alpha in study["alpha"].items():
         assert get_preset(key).hdml.alpha == pytest.approx(alpha, rel=0.01), key
     assert get_preset("lab_hdml_npair").hdml.bn_stats == study["bn_stats"]
-    assert get_preset("lab_hdc").hdc.fractions == pytest.approx(study["fractions"])
+    assert get_preset("lab_hdc").hdc.fractions == pytest.approx(study["fractions"]["lab_hdc"])
     assert get_preset("lab_npair").train.steps == study["steps"]
