@@ -70,15 +70,16 @@ def plot_sweep(rows: list[dict], path: Path, regime: str, reference: dict | None
                     label=f"{split} classes, mean over {max(p['n'] for p in pts)} seed(s)")
             ax.fill_between(x, [100 * p["min"] for p in pts], [100 * p["max"] for p in pts], color=OKABE_ITO[i],
                             alpha=0.2, lw=0)
-            if split == "val":
-                for p in pts:
-                    ax.annotate(f"a={p['alpha']:.3g}", (p["pull_factor"], 100 * p["mean"]), fontsize=6,
-                                textcoords="offset points", xytext=(2, 4))
+            if split == "val":      # one label per grid point, alternately above and below (readable near p = 1)
+                for j, p in enumerate(pts):
+                    ax.annotate(f"p={p['pull_target']:g}\nα={p['alpha']:.2g}", (p["pull_factor"], 100 * p["mean"]),
+                                fontsize=6, textcoords="offset points", ha="center",
+                                xytext=(0, 6 if j % 2 == 0 else -18))
         ref = (reference or {}).get(meth)
         if ref:
             ax.axhline(100 * ref["r1"], color="grey", ls="--", lw=1, label="base loss, val classes, seed 0")
         if chosen and meth in chosen:
-            pc = [p for p in sweep_points(rows, meth, "val") if math.isclose(p["alpha"], chosen[meth], rel_tol=1e-6)]
+            pc = [p for p in sweep_points(rows, meth, "val") if math.isclose(p["alpha"], chosen[meth], rel_tol=1e-4)]
             if pc:
                 ax.axvline(pc[0]["pull_factor"], color="black", ls=":", lw=1, label=f"chosen alpha {chosen[meth]:.3g}")
         xs = [p["pull_factor"] for p in sweep_points(rows, meth, "val")]
