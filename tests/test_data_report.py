@@ -216,10 +216,10 @@ def test_first_run_on_a_grey_folder_prints_report_mechanism_and_budget(tmp_path,
     assert code == 0
     assert "pre-flight: 24 images" in out and "inverted (data.invert=auto" in out
     assert "note: lab_hdml_npair's optim.lr" in out
-    assert "HDML's mechanism in lab_hdml_npair" in out and "engaged (all four)" in out
+    assert "HDML's mechanism in lab_hdml_npair" in out and "engaged (v2, all five)" in out
     assert "budget: test-curve R@1" in out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["mechanism"]["lines"][-1].startswith("engaged (all four)")
+    assert metrics["mechanism"]["lines"][-1].startswith("engaged (v2, all five)")
     assert metrics["budget"]["split"] == "test" and metrics["budget"]["from_step"] == 2
     saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["config"]["data"]
     assert (saved["channels"], saved["invert"]) == (1, "true")
