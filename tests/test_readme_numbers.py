@@ -1,0 +1,30 @@
+"""The README's study numbers are the result files' numbers (not typed by hand)."""
+import json
+import re
+from pathlib import Path
+
+from hdml_lite.study.files import read_rows
+from hdml_lite.study.tables import findings_lines
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+
+
+def test_readme_headline_findings_are_the_verdicts_csv():
+    block = re.search(r"<!-- findings:.*?-->\n(.*?)\n<!-- /findings -->", README, re.S).group(1)
+    lines = findings_lines(read_rows(REPO / "results" / "verdicts.csv"), read_rows(REPO / "results" / "engagement.csv"))
+    assert block.splitlines() == lines[:2]
+
+
+def test_readme_study_cost_is_study_json():
+    study = json.loads((REPO / "results" / "study.json").read_text())
+    text = (f"{study['runs_done']} runs, {study['wall_s'] / 60:.0f} min on 2 shared cores, "
+            f"{study['cpu_s_per_run']:.0f} CPU-s per run")
+    assert text in " ".join(README.split())
+
+
+def test_readme_compare_on_the_glyphs_is_its_verdicts_csv():
+    """'finds HDML(N-pair) ahead on R@1 by about one point'"""
+    assert "finds HDML(N-pair) ahead on R@1 by about one point" in " ".join(README.split())
+    r1 = next(r for r in read_rows(REPO / "results" / "compare_glyphs_npair" / "verdicts.csv") if r["metric"] == "r1")
+    assert r1["verdict"] == "supported" and 0.5 <= 100 * r1["mean_diff"] <= 1.5
