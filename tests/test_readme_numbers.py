@@ -28,3 +28,11 @@ def test_readme_compare_on_the_glyphs_is_its_verdicts_csv():
     assert "finds HDML(N-pair) ahead on R@1 by about one point" in " ".join(README.split())
     r1 = next(r for r in read_rows(REPO / "results" / "compare_glyphs_npair" / "verdicts.csv") if r["metric"] == "r1")
     assert r1["verdict"] == "supported" and 0.5 <= 100 * r1["mean_diff"] <= 1.5
+    assert "HDML(triplet) equivalent to triplet" in " ".join(README.split())
+    tri = read_rows(REPO / "results" / "compare_glyphs_triplet" / "verdicts.csv")
+    assert {r["verdict"] for r in tri} == {"equivalent"}
+
+
+def test_readme_folder_comparison_is_its_verdicts_csv():
+    block = re.search(r"<!-- folder:.*?-->\n(.*?)\n<!-- /folder -->", README, re.S).group(1)
+    assert block.splitlines() == findings_lines(read_rows(REPO / "results" / "compare_folder" / "verdicts.csv"), [])
