@@ -177,6 +177,11 @@ def verdicts_markdown(rows: list[dict] | None) -> str:
         lines.append(f"| {r['claim']} | {METRIC_NAMES.get(r['metric'], r['metric'])} | "
                      f"{int(n) if isinstance(n, float) and math.isfinite(n) else n} | {pts(r.get('mean_diff'))} | "
                      f"[{pts(r.get('ci_low'))}, {pts(r.get('ci_high'))}] | **{r['verdict']}** |")
+    margin = next((r["margin"] for r in rows if isinstance(r.get("margin"), float)), None)
+    if margin is not None:
+        lines.append(f"\n**supported** / **contradicted**: the 95% interval lies above / below 0; **equivalent**: "
+                     f"the 90% interval lies inside ±{100 * margin:g} point (any effect is smaller than that); "
+                     f"**undecided**: none of these (docs/METHOD.md §6).")
     return "\n".join(lines)
 
 
