@@ -36,3 +36,10 @@ def test_readme_compare_on_the_glyphs_is_its_verdicts_csv():
 def test_readme_folder_comparison_is_its_verdicts_csv():
     block = re.search(r"<!-- folder:.*?-->\n(.*?)\n<!-- /folder -->", README, re.S).group(1)
     assert block.splitlines() == findings_lines(read_rows(REPO / "results" / "compare_folder" / "verdicts.csv"), [])
+
+
+def test_readme_study_timing_is_study_json():
+    study = json.loads((REPO / "results" / "study.json").read_text())
+    text = (f"{study['runs_done']} runs, {study['wall_s'] / 60:.0f} min wall with 2 processes of one thread, "
+            f"{study['cpu_s_per_run']:.0f} CPU-s per run")
+    assert text in " ".join(README.split())
