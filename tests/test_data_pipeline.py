@@ -346,3 +346,13 @@ def test_unwritable_cache_folder_is_one_clear_error(tmp_path):
 
     with pytest.raises(CacheError, match=r"data.cache: cannot write the image cache in .*not_a_folder.*data.cache="):
         load_dataset(_cfg(tmp_path, f"data.cache={blocker}").data, "train", in_channels=3)
+
+
+def test_a_cache_of_an_older_version_is_rebuilt():
+    """Caches built before 16-bit images were scaled by their true range (version 1) hold clipped
+    images: the version in the manifest makes them stale."""
+    from hdml_lite.data.cache import VERSION, _why_stale
+
+    want = {"version": VERSION, "resize": 8, "channels": 1, "files": []}
+    old = {"version": 1, "resize": 8, "channels": 1, "files": []}
+    assert VERSION >= 2 and _why_stale(old, want, Path(".")) == f"version 1 != {VERSION}"

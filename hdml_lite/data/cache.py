@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from .base import CorruptImageError, to_mode
 from .transforms import resize_image
 
-VERSION = 1
+VERSION = 2          # 2: 16-bit images scaled by their true range (a cache built before holds clipped images)
 IMAGES, MANIFEST = "images.npy", "manifest.json"
 
 
