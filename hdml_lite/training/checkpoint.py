@@ -95,20 +95,42 @@ def atomic_write_bytes(path: Path, write_fn) -> None:
     A full disk raises ``DiskFullError``; ``path`` itself is never touched by a failed write."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        full = disk_full_error(exc, path) if isinstance(exc, Exception) else None
-        if full is not None:
+    for attempt in (1, 2):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write_fn(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            return
+        except BaseException as exc:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            if _interrupted(exc):           # Ctrl-C inside torch.save: an interrupt, not a full disk
+                raise KeyboardInterrupt() from None
+            full = disk_full_error(exc, path) if isinstance(exc, Exception) else None
+            if full is None:
+                raise
+            if attempt == 1 and not _enospc(exc):
+                continue                    # torch's "unexpected pos" without ENOSPC: a write cut short once (a signal)
             raise full from None
-        raise
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    chain, e = [], exc
+    while e is not None and len(chain) < 10:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    return chain
+
+
+def _interrupted(exc: BaseException) -> bool:
+    return any(isinstance(c, KeyboardInterrupt) for c in _chain(exc))
+
+
+def _enospc(exc: BaseException) -> bool:
+    return any(isinstance(c, OSError) and c.errno in _FULL for c in _chain(exc))
 
 
 def remove_partial_files(path: Path) -> list[Path]:
