@@ -16,8 +16,8 @@ import os
 import time
 from pathlib import Path
 
-from .plan import (SELECT_METRIC, STAGES, TIE_METRIC, Choices, Run, Settings, eval_splits, fractions_setting,
-                   lr_runs, overrides, plan_all, plan_final, plan_select_alpha, plan_select_bn,
+from .plan import (SELECT_METRIC, STAGES, TIE_METRIC, Choices, Run, Settings, eval_splits, final_runs_of,
+                   fractions_setting, lr_runs, overrides, plan_all, plan_final, plan_select_alpha, plan_select_bn,
                    plan_select_fractions, plan_select_lr, pull_targets_of)
 from .stats import paired_verdict, second_half_median
 
@@ -290,8 +290,6 @@ def _unmatched(s: Settings, key: str) -> str:
 
 
 def final_runs_of_done(s: Settings, ch: Choices, key: str) -> list[Run] | None:
-    from .plan import final_runs_of
-
     if not key:
         return None
     runs = final_runs_of(s, ch, key, 1)
@@ -378,13 +376,6 @@ def selection_noise(rows: list[dict]) -> list[dict]:
                     "noise_se": se, "within_noise": bool(math.isfinite(se) and m1 - m2 < 2 * se),
                     "seed_sd": sd, "n_values": len(means)})
     return out
-
-
-def done_fraction(s: Settings) -> tuple[int, int]:
-    """(finished runs, runs the plan holds now) of ``s``."""
-    ch, _ = choices(s)
-    runs = plan_all(s, ch)
-    return sum(is_done(r, s) for r in runs), len(runs)
 
 
 def run_rounds(s: Settings, jobs: int, log=print, bar=None) -> dict:

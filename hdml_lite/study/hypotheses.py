@@ -37,22 +37,15 @@ SOFTMAX_X10 = "hdml.softmax_factor=100000.0"
 
 def labels_kept_target(tradeoff_csv: str | Path, loss: str) -> float | None:
     """The largest hardness (smallest pull target) at which the trade-off's medians over seeds meet
-    conditions v2 b, d and e's ordering, for HDML(``loss``); None if none (or no file)."""
-    import numpy as np
-
-    from ..hdml.diagnostics import MIN_ACC_SYN, PULL_RANGE_V2
+    conditions v2 b, d and e's ordering (tables.tradeoff_groups), for HDML(``loss``); None if none
+    (or no file)."""
+    from .tables import tradeoff_groups
 
     path = Path(tradeoff_csv)
     if not path.is_file():
         return None
     rows = [r for r in read_rows(path) if str(r["method"]).endswith(f"hdml_{loss}")]
-    ok = []
-    for p in sorted({r["pull_target"] for r in rows}):
-        g = [r for r in rows if r["pull_target"] == p]
-        med = lambda k: float(np.median([r[k] for r in g if isinstance(r.get(k), float)] or [np.nan]))  # noqa: E731
-        if med("acc_syn") >= MIN_ACC_SYN and PULL_RANGE_V2[0] <= med("pull_median") <= PULL_RANGE_V2[1] \
-                and med("hard_ratio") < 1.0:
-            ok.append(p)
+    ok = [g["pull_target"] for g in tradeoff_groups(rows) if g["ok"]]
     return min(ok) if ok else None
 
 

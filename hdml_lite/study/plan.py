@@ -31,7 +31,6 @@ ECCV 2020, does not), ties broken by R@1, then the smaller value. Every setting 
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -168,10 +167,10 @@ def eval_splits(run: Run) -> tuple[str, ...]:
 
 # ---------------------------------------------------------------- the stages
 def _hdml_run(s: Settings, stage: str, key: str, seed: int, lr: float, alpha: float, bn: str | None,
-              setting_extra: str = "") -> Run:
+              setting_extra: str = "", more: tuple = ()) -> Run:
     extra, setting = _fixed(s, key, bn)
     setting = ";".join(x for x in (setting, setting_extra) if x)
-    return Run(stage, key, s.spec(key).preset, seed, lr, alpha, extra, setting)
+    return Run(stage, key, s.spec(key).preset, seed, lr, alpha, extra + tuple(more), setting)
 
 
 def _hdc_run(s: Settings, stage: str, key: str, seed: int, lr: float, fr) -> Run:
@@ -256,16 +255,12 @@ def final_runs_of(s: Settings, ch: Choices, key: str, n: int) -> list[Run] | Non
         if src not in ch.alpha or (s.bn_key == src and ch.bn_stats is None):
             return None
         bn = ch.bn_stats if s.bn_key == src else s.start.get("bn_stats")
-        setting = ""
+        setting, more = "", ()
         if sp.beta_match:
             if key not in ch.beta:
                 return None
-            setting = f"beta={ch.beta[key]:.4g}"
-        runs = [_hdml_run(s, "final", key, seed, lr, ch.alpha[src], bn, setting) for seed in range(n)]
-        if sp.beta_match:
-            runs = [Run(r.stage, r.method, r.preset, r.seed, r.lr, r.alpha, r.extra + (f"hdml.beta={ch.beta[key]!r}",),
-                        r.setting) for r in runs]
-        return runs
+            setting, more = f"beta={ch.beta[key]:.4g}", (f"hdml.beta={ch.beta[key]!r}",)
+        return [_hdml_run(s, "final", key, seed, lr, ch.alpha[src], bn, setting, more) for seed in range(n)]
     if sp.kind == "hdc":
         if key not in ch.fractions:
             return None
@@ -326,10 +321,3 @@ def plan_fingerprint(s: Settings) -> str:
     blob = json.dumps({"settings": head, "specs": [asdict(sp) for sp in s.specs], "runs": items},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def copy_settings(s: Settings, **kw) -> Settings:
-    out = copy.copy(s)
-    for k, v in kw.items():
-        setattr(out, k, v)
-    return out

@@ -69,6 +69,7 @@ def _ci(v: dict, lo: str, hi: str) -> str:
 def verdict_table(verdicts: list[dict], table: list[dict], regime: str) -> str:
     """verdicts.csv rows, with the per-seed differences read back from the table. ``regime``: the
     study's method-name prefix ("" for compare, whose claims name methods in full)."""
+    from .engine import paired
     from .keys import CLAIMS, method_name
 
     pairs = {claim: (method_name(regime, a), method_name(regime, b)) for claim, a, b in CLAIMS} if regime else {}
@@ -80,10 +81,8 @@ def verdict_table(verdicts: list[dict], table: list[dict], regime: str) -> str:
     for v in verdicts:
         diffs = ""
         if v["claim"] in pairs:
-            a, b = pairs[v["claim"]]
-            va = {r["seed"]: r[v["metric"]] for r in table if r["method"] == a and v["metric"] in r}
-            vb = {r["seed"]: r[v["metric"]] for r in table if r["method"] == b and v["metric"] in r}
-            diffs = ", ".join(f"{100 * (va[k] - vb[k]):+.1f}" for k in sorted(set(va) & set(vb)))
+            _, xa, xb = paired(table, *pairs[v["claim"]], v["metric"])
+            diffs = ", ".join(f"{100 * (p - q):+.1f}" for p, q in zip(xa, xb))
         n = int(v.get("n_seeds", 0))
         margin = f"±{100 * v['margin']:.3g}" if isinstance(v.get("margin"), float) else "-"
         lines.append(f"| {v['claim']} | {NAMES.get(v['metric'], v['metric'])} | {n} | {diffs or '-'} | "
@@ -212,29 +211,37 @@ def sweep_points(rows: list[dict], method: str, split: str, metric: str = "r1") 
     return sorted(out, key=lambda p: -p["pull_target"] if isinstance(p["pull_target"], float) else 0)
 
 
-def tradeoff_lines(rows: list[dict]) -> list[str]:
-    """Per method and pull target: seeds, and whether the medians over seeds meet conditions v2 b
-    (acc_syn >= 0.5), d (pull factor in [0.05, 0.95]) and e's first half (hard_gen < hard_real)."""
+def tradeoff_groups(rows: list[dict]) -> list[dict]:
+    """tradeoff.csv rows -> one row per (method, pull target): seeds, the medians over seeds of
+    pull_median, acc_syn, hard_ratio and val_map_r, and ``ok``: whether those medians meet conditions
+    v2 b (acc_syn >= 0.5), d (pull factor in [0.05, 0.95]) and e's first half (hard_gen < hard_real)."""
     from ..hdml.diagnostics import MIN_ACC_SYN, PULL_RANGE_V2
 
-    lines = ["| method | pull target | seeds | pull factor | acc_syn | hard_gen / hard_real | val MAP@R | b, d, e together |",
-             "|---|---|---|---|---|---|---|---|"]
-    anywhere = False
+    out = []
     for meth in dict.fromkeys(r["method"] for r in rows):
         for p in sorted({r["pull_target"] for r in rows if r["method"] == meth}, reverse=True):
             g = [r for r in rows if r["method"] == meth and r["pull_target"] == p]
-            med = lambda k: float(np.median([r[k] for r in g if isinstance(r.get(k), float)] or [np.nan]))  # noqa: E731
-            ok = (med("acc_syn") >= MIN_ACC_SYN and PULL_RANGE_V2[0] <= med("pull_median") <= PULL_RANGE_V2[1]
-                  and med("hard_ratio") < 1.0)
-            anywhere |= ok
-            lines.append(f"| {label(meth)} | {p:g} | {len(g)} | {med('pull_median'):.3g} | {med('acc_syn'):.2f} | "
-                         f"{med('hard_ratio'):.2f} | {100 * med('val_map_r'):.1f} | {'**yes**' if ok else 'no'} |")
-    lines.append("\n" + ("Some alpha meets b, d and e together (see the rows marked yes)." if anywhere else
-                          "**No alpha meets b (labels kept), d (hardness adapts) and e (harder than the real "
+            med = {k: float(np.median([r[k] for r in g if isinstance(r.get(k), float)] or [np.nan]))
+                   for k in ("pull_median", "acc_syn", "hard_ratio", "val_map_r")}
+            ok = bool(med["acc_syn"] >= MIN_ACC_SYN and PULL_RANGE_V2[0] <= med["pull_median"] <= PULL_RANGE_V2[1]
+                      and med["hard_ratio"] < 1.0)
+            out.append({"method": meth, "pull_target": p, "n": len(g), **med, "ok": ok})
+    return out
+
+
+def tradeoff_lines(rows: list[dict]) -> list[str]:
+    """tradeoff_groups as a markdown table, and whether any alpha meets b, d and e together."""
+    lines = ["| method | pull target | seeds | pull factor | acc_syn | hard_gen / hard_real | val MAP@R | b, d, e together |",
+             "|---|---|---|---|---|---|---|---|"]
+    groups = tradeoff_groups(rows)
+    for g in groups:
+        lines.append(f"| {label(g['method'])} | {g['pull_target']:g} | {g['n']} | {g['pull_median']:.3g} | "
+                     f"{g['acc_syn']:.2f} | {g['hard_ratio']:.2f} | {100 * g['val_map_r']:.1f} | "
+                     f"{'**yes**' if g['ok'] else 'no'} |")
+    lines.append("\n" + ("Some alpha meets b, d and e together (see the rows marked yes)." if any(g["ok"] for g in groups)
+                          else "**No alpha meets b (labels kept), d (hardness adapts) and e (harder than the real "
                           "negatives) together.**"))
     return lines
-
-
 
 
 def findings_lines(verdicts: list[dict], engagement: list[dict]) -> list[str]:

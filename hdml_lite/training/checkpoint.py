@@ -67,11 +67,7 @@ def disk_full_error(exc: BaseException, path: Path) -> DiskFullError | None:
 
     torch.save turns the ``OSError(ENOSPC)`` of its file into ``RuntimeError("[enforce fail at
     inline_container.cc:...] . unexpected pos ...")`` (the OSError is its ``__context__``)."""
-    chain, e = [], exc
-    while e is not None and len(chain) < 10:
-        chain.append(e)
-        e = e.__cause__ or e.__context__
-    full = any(isinstance(c, OSError) and c.errno in _FULL for c in chain)
+    full = _enospc(exc)
     stopped = isinstance(exc, RuntimeError) and _TORCH_WRITE_STOPPED.search(str(exc))
     if not (full or stopped):
         return None
