@@ -543,6 +543,29 @@ def test_ctrl_c_during_train_is_one_line_and_resumes(tmp_path):
     assert f"resumed from {out / 'checkpoint.pt'} at step {saved}" in resumed_out
 
 
+def test_ctrl_c_while_a_checkpoint_is_written_names_the_checkpoint_on_disk(tmp_path, monkeypatch, capsys):
+    """Ctrl-C that lands inside a checkpoint write waits for it: the line names the step on disk
+    (it once said "step 2 kept" with step 4 written, when the signal fell between the two)."""
+    real, calls = torch.save, {"n": 0}
+
+    def save(obj, f, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:                                 # the second checkpoint (step 4)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", save)
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "lab_npair", *TINY, "train.steps=6", "train.eval_every=0",
+                 f"train.out_dir={out}"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err, err
+    saved = load_checkpoint(out / "checkpoint.pt")["step"]
+    assert saved == 4 and err.endswith(f"the checkpoint at step 4 is kept; run the same command to resume"), err
+    assert "interrupted at step 4;" in err, err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 @pytest.mark.parametrize("group", [True, pytest.param(False, marks=pytest.mark.slow)],
                          ids=["ctrl_c_to_the_group", "sigint_to_the_parent"])
 def test_ctrl_c_during_demo_is_one_line_without_leaks(tmp_path, group):

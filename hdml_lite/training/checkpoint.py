@@ -20,8 +20,11 @@ import os
 import pickle
 import re
 import shutil
+import signal
 import tempfile
+import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -292,6 +295,27 @@ def nonfinite_tensors(saved_method) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- an interrupted run
+
+@contextmanager
+def interrupts_held():
+    """Hold Ctrl-C (SIGINT) until the block ends, then deliver it to the handler that was there.
+
+    A checkpoint and the step that an interrupted run reports as kept are written inside one
+    block, so the one-line message always names the checkpoint that is on disk. Outside the main
+    thread, or when SIGINT is ignored or not Python's, the block runs unchanged."""
+    old = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(old):
+        yield
+        return
+    pending = []
+    signal.signal(signal.SIGINT, lambda signum, frame: pending.append((signum, frame)))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if pending:
+        old(*pending[0])
+
 
 class Progress:
     """Where a run is (the trainer updates it): the step being trained, the step of the last

@@ -61,8 +61,8 @@ from ..closing import closing_report
 from ..device import apply_threads, pick_device
 from ..evaluation import evaluate, kmeans_args
 from ..models.backbones import weights_record
-from .checkpoint import (CHECKPOINT, Progress, RunInterrupted, ensure_writable_dir, load_checkpoint, load_error_text,
-                         remove_partial_files, save_checkpoint, state_mismatch, write_json)
+from .checkpoint import (CHECKPOINT, Progress, RunInterrupted, ensure_writable_dir, interrupts_held, load_checkpoint,
+                         load_error_text, remove_partial_files, save_checkpoint, state_mismatch, write_json)
 from .lock import out_dir_lock
 from .method import METHOD_REGISTRY, Method, NonFiniteLossError
 from .schedule import lr_scale
@@ -238,11 +238,12 @@ def _train(cfg: Config, resume: bool, eval_sets: dict | None, callback, device: 
     weights = weights_record(method.modules)   # where the starting weights came from (source, sha256)
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(ckpt_path, {"config": to_dict(cfg), "step": step, "method": method.state_dict(),
-                                    "history": history, "train_s": elapsed, "version": 1,
-                                    "data": fingerprint, "weights": weights})
-        progress.saved = step
-        write_json(out / "history.json", history)
+        with interrupts_held():            # Ctrl-C waits: the message names the checkpoint on disk
+            save_checkpoint(ckpt_path, {"config": to_dict(cfg), "step": step, "method": method.state_dict(),
+                                        "history": history, "train_s": elapsed, "version": 1,
+                                        "data": fingerprint, "weights": weights})
+            progress.saved = step
+            write_json(out / "history.json", history)
 
     def run_eval(step: int) -> None:
         for split, ds in eval_sets.items():
@@ -281,6 +282,7 @@ def _train(cfg: Config, resume: bool, eval_sets: dict | None, callback, device: 
                 callback(step, method, x, y, logs)
             bar.set_postfix(loss=f"{logs['loss']:.4g}")
             done = step + 1
+            progress.step = done                  # steps completed, as a checkpoint counts them
             if cfg.train.eval_every and done % cfg.train.eval_every == 0 and done < steps:
                 run_eval(done)
             if cfg.train.ckpt_every and done % cfg.train.ckpt_every == 0:
