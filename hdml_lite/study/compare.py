@@ -63,8 +63,9 @@ def _count(cfg, split: str) -> tuple[int, int]:
 def make_compare_settings(presets: list[str], data: str, overrides: list[str], seeds: int = 5, margin: float = 1.0,
                           out: str | Path = "runs/compare", max_seeds: int = 10, lrs=(3e-4, 1e-3, 3e-3),
                           pull_targets=PULL_TARGETS, select_seeds: int = 3, val_classes: float = 0.2,
-                          runs: str | Path = "", log=print) -> Settings:
-    """Validate the request and build the engine's settings. ``margin`` in points (1 = 1 point of R@1/NMI)."""
+                          runs: str | Path = "", fixed: dict | None = None, log=print) -> Settings:
+    """Validate the request and build the engine's settings. ``margin`` in points (1 = 1 point of R@1/NMI);
+    ``fixed``: {preset: {"lr": x, "alpha": a}} given instead of selected (HDML needs both)."""
     from ..presets import get_preset
 
     if len(presets) < 2:
@@ -107,6 +108,10 @@ def make_compare_settings(presets: list[str], data: str, overrides: list[str], s
         problems.append(f"median {min(med_tr, med_te)} image(s) per class (needs >= {MIN_IMAGES})")
     if problems:
         raise ConfigError(f"--data {data} cannot support a comparison: " + "; ".join(problems))
+    for p, given in (fixed or {}).items():
+        if p not in presets or "lr" not in given or (_kind(cfgs[p]) == "hdml" and "alpha" not in given):
+            raise ConfigError(f"fixed choices for {p} ({given}): expected a compared preset with its lr "
+                              f"(and alpha for HDML)")
     specs = []
     for p in presets:
         c, extra = cfgs[p], []
@@ -120,7 +125,7 @@ def make_compare_settings(presets: list[str], data: str, overrides: list[str], s
     return Settings(specs=tuple(specs), runs=Path(runs) if runs else Path(out) / "runs", base=data_ov + list(overrides), steps=first.train.steps,
                     start=start, lrs=tuple(lrs), pull_targets=tuple(pull_targets), select_seeds=select_seeds,
                     seeds_key=seeds, max_seeds=max_seeds, seeds_rest=seeds, val_classes=val_classes, claims=claims,
-                    headline_claims=len(claims), margin=margin / 100.0)
+                    headline_claims=len(claims), margin=margin / 100.0, fixed=dict(fixed or {}))
 
 
 def start_values(presets: list[str], cfgs: dict) -> dict:
@@ -141,8 +146,9 @@ def start_values(presets: list[str], cfgs: dict) -> dict:
 
 
 def _identity(args: dict) -> dict:
-    return {k: args[k] for k in ("presets", "data", "overrides", "seeds", "max_seeds", "margin", "lrs",
-                                 "pull_targets", "select_seeds", "val_classes")}
+    keys = ("presets", "data", "overrides", "seeds", "max_seeds", "margin", "lrs", "pull_targets", "select_seeds",
+            "val_classes", "fixed")
+    return {k: args[k] for k in keys if k in args}
 
 
 def claim_out(out: Path, ident: dict) -> None:
@@ -179,7 +185,8 @@ def plan_lines(s: Settings) -> list[str]:
 def result_lines(s: Settings, table: list[dict], verdicts: list[dict], ch, noise: list[dict], wall: float) -> list[str]:
     import numpy as np
 
-    lines = ["", "chosen on the validation classes (MAP@R): " + "; ".join(
+    given = f" ({', '.join(s.fixed)}: given, not selected here)" if s.fixed else ""
+    lines = ["", f"chosen on the validation classes (MAP@R){given}: " + "; ".join(
         f"{k} lr {ch.lr[k]:g}" + (f", alpha {ch.alpha[k]:.3g}" if k in ch.alpha else "")
         + (f", fractions {ch.fractions[k]}" if k in ch.fractions else "") for k in ch.lr)]
     within = sum(r["within_noise"] for r in noise)
@@ -220,7 +227,7 @@ def run_compare(presets: list[str], data: str, overrides: list[str], seeds: int 
     ident = _identity({"presets": list(presets), "data": data, "overrides": list(overrides), "seeds": seeds,
                        "max_seeds": max_seeds, "margin": margin, "lrs": list(s.lrs),
                        "pull_targets": list(s.pull_targets), "select_seeds": s.select_seeds,
-                       "val_classes": s.val_classes})
+                       "val_classes": s.val_classes, **({"fixed": s.fixed} if s.fixed else {})})
     claim_out(out, ident)
     t0 = time.perf_counter()
     threads = torch.get_num_threads()

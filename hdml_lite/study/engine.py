@@ -226,6 +226,11 @@ def choices(s: Settings) -> tuple[Choices, list[dict]]:
     """(choices so far, selection.csv rows) from the finished runs. A method is chosen for only once
     its whole grid has finished."""
     ch, rows = Choices(), []
+    for key, given in s.fixed.items():          # taken from elsewhere (e.g. the study), not selected here
+        if "lr" in given:
+            ch.lr[key] = given["lr"]
+        if "alpha" in given:
+            ch.alpha[key] = given["alpha"]
     sel = plan_select_lr(s)
     for sp in s.specs:
         mine = [r for r in sel if r.method == sp.key]

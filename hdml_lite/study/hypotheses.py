@@ -15,10 +15,16 @@ lr and alpha are selected the same way for the baseline and HDML), for N-pair an
   keep labels: a 10x larger J_soft weight (``hdml.softmax_factor=1e5``).
 
 The grids are smaller than the study's (``GRID``) so that all arms fit a CPU budget; say so with
-the results. Verdicts: HDML - baseline, supported / contradicted / equivalent / undecided.
+the results. H3 and H4 change nothing that the study's 400-step selection saw (the data, the
+batch), so they take the study's choices (``results/study.json``: each method's lr, HDML's alpha;
+H4's alpha is the trade-off's at its pull target) instead of selecting again: the same choice
+procedure for baseline and HDML, at a quarter of the cost of H3 selecting at 1,600 steps. Without
+a study.json (the tests), they select like the other arms. Verdicts: HDML - baseline,
+supported / contradicted / equivalent / undecided.
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -49,20 +55,44 @@ def labels_kept_target(tradeoff_csv: str | Path, loss: str) -> float | None:
     return min(ok) if ok else None
 
 
-def arms(tradeoff_csv: str | Path = "results/tradeoff.csv") -> list[tuple]:
-    """(hypothesis, setting, loss, overrides, grid changes) for every arm and loss."""
-    out = []
+def study_choices(study_json: str | Path, loss: str) -> dict | None:
+    """``Settings.fixed`` for ``lab_<loss>`` and ``lab_hdml_<loss>`` from the study's choices
+    (each method's lr, HDML's alpha); None without a study.json."""
+    path = Path(study_json)
+    if not path.is_file():
+        return None
+    st = json.loads(path.read_text())
+    base, hdml = f"lab_{loss}", f"lab_hdml_{loss}"
+    return {base: {"lr": st["lr"][base]}, hdml: {"lr": st["lr"][hdml], "alpha": st["alpha"][hdml]}}
+
+
+def tradeoff_alpha(tradeoff_csv: str | Path, loss: str, pull_target: float) -> float:
+    """HDML(``loss``)'s alpha at ``pull_target`` in the study's trade-off table."""
+    rows = [r for r in read_rows(tradeoff_csv) if str(r["method"]).endswith(f"hdml_{loss}")
+            and abs(float(r["pull_target"]) - pull_target) < 1e-9]
+    return float(rows[0]["alpha"])
+
+
+def arms(out: str | Path = "results") -> list[tuple]:
+    """(hypothesis, setting, loss, overrides, grid changes, fixed choices or None) for every arm and
+    loss; ``out`` holds the study's study.json and tradeoff.csv."""
+    out = Path(out)
+    res = []
     for hyp, setting, ov in ARMS:
         for loss in LOSSES:
-            out.append((hyp, setting, loss, list(ov.get(loss, ov.get("*", []))), {}))
+            fixed = study_choices(out / "study.json", loss) if hyp.startswith("H3") else None
+            res.append((hyp, setting, loss, list(ov.get(loss, ov.get("*", []))), {}, fixed))
     for loss in LOSSES:
-        p = labels_kept_target(tradeoff_csv, loss)
+        p = labels_kept_target(out / "tradeoff.csv", loss)
+        fixed = study_choices(out / "study.json", loss)
         if p is None:
-            out.append(("H4 labels kept", "no alpha keeps labels: J_soft weight x10", loss, [SOFTMAX_X10], {}))
-        else:
-            out.append(("H4 labels kept", f"alpha at pull target {p:g} (labels kept there)", loss, [],
-                        {"pull_targets": (p,)}))
-    return out
+            res.append(("H4 labels kept", "no alpha keeps labels: J_soft weight x10", loss, [SOFTMAX_X10], {}, None))
+            continue
+        if fixed is not None:
+            fixed[f"lab_hdml_{loss}"]["alpha"] = tradeoff_alpha(out / "tradeoff.csv", loss, p)
+        res.append(("H4 labels kept", f"alpha at pull target {p:g} (labels kept there)", loss, [],
+                    {"pull_targets": (p,)}, fixed))
+    return res
 
 
 def run_hypotheses(out: str | Path = "results", runs: str | Path = "runs/hypotheses", jobs: int = 2,
@@ -78,7 +108,7 @@ def run_hypotheses(out: str | Path = "results", runs: str | Path = "runs/hypothe
     if fast:
         grid = dict(lrs=(1e-3,), pull_targets=(1.0, 0.1), select_seeds=1)
         seeds, base = 2, [o for o in FAST if not o.startswith("data.max_per_class")]
-    for hyp, setting, loss, ov, change in arms(Path(out) / "tradeoff.csv"):
+    for hyp, setting, loss, ov, change, fixed in arms(out):
         if fast and any(o.startswith("train.steps") for o in ov):
             ov = ["train.steps=8"]
         g = {**grid, **change}
@@ -86,7 +116,7 @@ def run_hypotheses(out: str | Path = "results", runs: str | Path = "runs/hypothe
         folder = Path(runs) / f"{hyp.split()[0]}_{loss}_{slug}"
         log(f"== {hyp}, {setting}, {loss}: {folder}")
         res = run_compare([f"lab_hdml_{loss}", f"lab_{loss}"], "glyphs", base + ov, seeds=seeds, max_seeds=seeds,
-                          out=str(folder), jobs=0 if fast else jobs, plan=plan, log=log, **g)
+                          out=str(folder), jobs=0 if fast else jobs, plan=plan, log=log, fixed=fixed, **g)
         if plan:
             continue
         eng = read_rows(folder / "engagement.csv") if (folder / "engagement.csv").is_file() else []

@@ -14,6 +14,7 @@ WEIGHT_MATCHED = "hdml_npair_nosoftmax_wmatch"   # no J_soft, beta matched to fu
 HDC_BATCH = "contrastive_hdcbatch"                                    # contrastive at HDC's batch
 KEY_METHODS = ("npair", "hdml_npair", "triplet", "hdml_triplet")     # headline: seeds_key .. max_seeds seeds
 KEYS = BASELINES + ("hdml_triplet", "hdml_npair", "hdc", HDC_BATCH) + tuple(ABLATIONS) + (WEIGHT_MATCHED,)
+KEY_SEEDS = ("hdml_npair_nosoftmax", WEIGHT_MATCHED)   # not headline, but 5 paired seeds: the weight-matched arm
 CURVE_KEYS = ("npair", "hdml_npair") + tuple(ABLATIONS)              # evaluated along the final runs
 MECHANISM_KEYS = ("hdml_npair", "hdml_triplet") + tuple(ABLATIONS) + (WEIGHT_MATCHED,)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .engine import choices, is_done, read_run, run_dir, run_rounds
 from .keys import (ABLATIONS, BASELINES, CLAIMS, CURVE_KEYS, HDC_BATCH, HDML_BASE, HEADLINE_CLAIMS, KEY_METHODS,
-                   KEYS, REGIMES, STARTS, WEIGHT_MATCHED, method_name)
+                   KEY_SEEDS, KEYS, REGIMES, STARTS, WEIGHT_MATCHED, method_name)
 from .plan import STAGES, Settings, Spec, plan_all, plan_counts, plan_fingerprint
 
 BUDGET_S = 2 * 3600                 # the lab regime's budget: 2 hours of wall-clock on 2 cores
@@ -50,10 +50,10 @@ def study_specs(regime: str) -> tuple:
                             headline=False))
         elif key in ABLATIONS:
             out.append(Spec(n(key), n("hdml_npair"), ABLATIONS[key], kind="hdml", lr_of=n("hdml_npair"),
-                            headline=False, curves=curves))
+                            headline=False, curves=curves, key_seeds=key in KEY_SEEDS))
         elif key == WEIGHT_MATCHED:
             out.append(Spec(n(key), n("hdml_npair"), ABLATIONS["hdml_npair_nosoftmax"], kind="hdml",
-                            lr_of=n("hdml_npair"), headline=False, beta_match=n("hdml_npair")))
+                            lr_of=n("hdml_npair"), headline=False, beta_match=n("hdml_npair"), key_seeds=True))
     return tuple(out)
 
 

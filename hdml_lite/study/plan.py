@@ -21,8 +21,13 @@ Stages (every run with the same step budget):
    ``select_seeds`` seeds (the start value with seed 0 is the lr-selection run).
 5. ``final``: every method with its chosen values, trained on all train classes, the final model
    scored on the test classes; ``seeds_key`` paired seeds for the headline methods, raised one at
-   a time up to ``max_seeds`` while a headline verdict is undecided (``Choices.seeds``), and
-   ``seeds_rest`` for the others.
+   a time up to ``max_seeds`` while a headline verdict is undecided (``Choices.seeds``),
+   ``seeds_key`` for methods marked ``Spec.key_seeds`` (the study's weight-matched arm and the
+   ablation it is compared with), and ``seeds_rest`` for the others.
+
+``Settings.fixed`` gives some methods' lr (and alpha) instead of selecting them: the hypotheses'
+longer runs (H3) and labels-kept arm (H4) take the study's own choices, made the same way for
+every method (study/hypotheses.py).
 
 Choice rule (engine.choose): the best mean validation MAP@R over the seeds (``SELECT_METRIC``:
 R@1 saturates near 94% on the lab's validation classes; MAP@R, recommended by Musgrave et al.,
@@ -55,6 +60,7 @@ class Spec:
     headline: bool = True            # seeds_key .. max_seeds final seeds (else seeds_rest)
     curves: bool = False             # evaluated along its final runs (learning curves)
     beta_match: str = ""             # key of the full HDML whose weight_syn this run's beta matches
+    key_seeds: bool = False          # not headline, yet seeds_key final seeds (not raised), not seeds_rest
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,7 @@ class Settings:
     margin: float = 0.01             # equivalence margin (fraction: 0.01 = 1 point of R@1/NMI)
     fast: bool = False
     stages: tuple = STAGES           # stages this invocation may train (others: read only)
+    fixed: dict = field(default_factory=dict)   # {key: {"lr": x, "alpha": a}}: given, not selected
 
     def spec(self, key: str) -> Spec:
         return next(sp for sp in self.specs if sp.key == key)
@@ -182,7 +189,7 @@ def _hdc_run(s: Settings, stage: str, key: str, seed: int, lr: float, fr) -> Run
 def plan_select_lr(s: Settings) -> list[Run]:
     runs = []
     for sp in s.specs:
-        if sp.lr_of:
+        if sp.lr_of or "lr" in s.fixed.get(sp.key, {}):
             continue
         for lr in s.lrs:
             for seed in range(s.lr_seeds):
@@ -204,7 +211,7 @@ def lr_runs(s: Settings, key: str, lr: float) -> list[Run]:
 def plan_select_alpha(s: Settings, ch: Choices) -> list[Run]:
     runs = []
     for key in s.keys("hdml"):
-        if s.spec(key).lr_of or key not in ch.lr or key not in ch.j_avg:
+        if s.spec(key).lr_of or "alpha" in s.fixed.get(key, {}) or key not in ch.lr or key not in ch.j_avg:
             continue
         for a in alpha_grid(ch.j_avg[key], s.pull_targets):
             runs += [_hdml_run(s, "select_alpha", key, seed, ch.lr[key], a, s.start.get("bn_stats"))
@@ -269,6 +276,8 @@ def final_runs_of(s: Settings, ch: Choices, key: str, n: int) -> list[Run] | Non
 
 
 def n_final(s: Settings, ch: Choices, key: str) -> int:
+    if s.spec(key).key_seeds:
+        return s.seeds_key
     if not s.spec(key).headline:
         return s.seeds_rest
     return max(s.seeds_key, ch.seeds.get(key, s.seeds_key))
