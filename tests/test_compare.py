@@ -106,3 +106,26 @@ def test_compare_plan_prints_runs_without_training(tmp_path, capsys):
     assert "comparison plan: 2 methods" in out and "select_lr/lab_npair__lr0.0003__seed0" in out
     assert not (tmp_path / "cmp" / "runs").exists()
     assert not json.dumps(out).count("Traceback")
+
+
+def test_fixed_choices_skip_selection_and_are_checked(tmp_path):
+    """Settings.fixed (the hypotheses' H3/H4 take the study's choices): no selection run for a fixed
+    method, its values in the choices; a fixed HDML needs its alpha."""
+    from hdml_lite.study.engine import choices
+    from hdml_lite.study.plan import plan_all
+
+    quiet = lambda *_: None  # noqa: E731
+    fixed = {"lab_npair": {"lr": 3e-4}, "lab_hdml_npair": {"lr": 1e-3, "alpha": 0.25}}
+    s = make_compare_settings(["lab_hdml_npair", "lab_npair"], "glyphs", TINY, out=tmp_path, fixed=fixed, log=quiet,
+                              **_small())
+    ch, rows = choices(s)
+    assert ch.lr == {"lab_npair": 3e-4, "lab_hdml_npair": 1e-3} and ch.alpha == {"lab_hdml_npair": 0.25}
+    runs = plan_all(s, ch)
+    assert rows == [] and {r.stage for r in runs} == {"final"}
+    assert {(r.method, r.lr, r.alpha) for r in runs} == {("lab_npair", 3e-4, None), ("lab_hdml_npair", 1e-3, 0.25)}
+    half = make_compare_settings(["lab_hdml_npair", "lab_npair"], "glyphs", TINY, out=tmp_path,
+                                 fixed={"lab_npair": {"lr": 3e-4}}, log=quiet, **_small())
+    assert {r.method for r in plan_all(half, choices(half)[0]) if r.stage == "select_lr"} == {"lab_hdml_npair"}
+    with pytest.raises(ConfigError, match="lab_hdml_npair"):
+        make_compare_settings(["lab_hdml_npair", "lab_npair"], "glyphs", TINY, out=tmp_path,
+                              fixed={"lab_hdml_npair": {"lr": 1e-3}}, log=quiet, **_small())

@@ -43,3 +43,31 @@ def test_readme_study_timing_is_study_json():
     text = (f"{study['runs_done']} runs, {study['wall_s'] / 60:.0f} min wall with 2 processes of one thread, "
             f"{study['cpu_s_per_run']:.0f} CPU-s per run")
     assert text in " ".join(README.split())
+
+
+def _block(name: str) -> list[str]:
+    return re.search(rf"<!-- {name}:.*?-->\n(.*?)\n<!-- /{name} -->", README, re.S).group(1).splitlines()
+
+
+def test_readme_generated_blocks_are_their_files():
+    """weight-matched arm and hypotheses: scripts/readme_blocks.py writes them from the result files."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_blocks", REPO / "scripts" / "readme_blocks.py")
+    blocks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(blocks)
+    for name in ("findings", "weight", "folder", "hypotheses"):
+        assert _block(name) == blocks.BLOCKS[name](), name
+    assert blocks.render(README) == README
+
+
+def test_readme_weight_matched_prose_matches_its_verdicts():
+    """'the ablation's loss is the weight ... equivalent to full HDML'"""
+    text = " ".join(README.split())
+    assert "So the ablation's loss is the weight, not the labels" in text
+    v = {(r["claim"], r["metric"]): r["verdict"] for r in read_rows(REPO / "results" / "verdicts.csv")}
+    assert v[("HDML(N-pair) > HDML(N-pair) without softmax, weight matched", "r1")] == "equivalent"
+    assert v[("HDML(N-pair) without softmax, weight matched > without softmax", "r1")] == "supported"
+    eng = read_rows(REPO / "results" / "engagement.csv")
+    med = lambda m: sorted(r["acc_syn"] for r in eng if r["method"] == m)[2]  # noqa: E731  (5 runs)
+    assert med("lab_hdml_npair_nosoftmax_wmatch") >= 0.5 > med("lab_hdml_npair_nosoftmax")

@@ -37,6 +37,9 @@ def test_fast_study_writes_every_csv_figure_and_readme(tmp_path, capsys):
     assert all(0.0 <= r["r1"] <= 1.0 and r["train_s"] >= 0 for r in table)
     n_key = sum(r["method"] == "lab_hdml_npair" for r in table)
     assert n_key in (2, 3) and n_key == sum(r["method"] == "lab_npair" for r in table)   # fast: 2 seeds, up to 3
+    for k in ("lab_hdml_npair_nosoftmax", "lab_hdml_npair_nosoftmax_wmatch"):   # the weight-matched arm: seeds_key
+        assert sum(r["method"] == k for r in table) == 2, k
+    assert sum(r["method"] == "lab_hdml_npair_norecon" for r in table) == 1     # the others: seeds_rest
     # the sweep: pull targets 1 -> alpha 0 (measured factor exactly 1), and the targets as asked
     sweep = read_rows(out / "sweep.csv")
     assert {r["pull_target"] for r in sweep} == {1.0, 0.5, 0.1} and {r["split"] for r in sweep} == {"val", "test"}
@@ -406,3 +409,20 @@ def test_labels_kept_target_reads_the_tradeoff(tmp_path):
     write_csv(tmp_path / "t.csv", rows, TRADEOFF_COLUMNS)
     assert labels_kept_target(tmp_path / "t.csv", "npair") == 0.5        # 1.0 fails d, 0.01 fails b and d
     assert labels_kept_target(tmp_path / "t.csv", "triplet") is None
+
+
+def test_study_run_folder_held_by_another_process_is_one_line(tmp_path, capsys):
+    """A run folder locked by another process (e.g. an earlier study still training): one line, exit 2."""
+    import signal
+
+    from hdml_lite.study.plan import plan_select_lr
+    from hdml_lite.training.lock import out_dir_lock
+
+    runs = tmp_path / "runs"
+    first = plan_select_lr(make_settings("lab", runs, fast=True))[0]
+    folder = runs / "fast" / "lab" / first.stage / first.folder()
+    with out_dir_lock(folder, announce=lambda *_: None):
+        code = main(["lab", "--fast", "--out", str(tmp_path / "out"), "--runs", str(runs)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and "is in use by process" in err[0], err
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL      # the study's SIGTERM handler is gone again

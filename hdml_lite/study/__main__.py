@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from .keys import REGIMES
@@ -16,7 +17,30 @@ def _fractions(text: str) -> tuple:
     return tuple(_floats(part) for part in text.split(";") if part.strip())
 
 
+def _terminate(signum, frame):
+    """SIGTERM (``kill <pid>``): exit through the ``finally`` blocks, so that the worker pool is
+    stopped with this process instead of training on, orphaned, in folders it still locks."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv=None) -> int:
+    old = signal.getsignal(signal.SIGTERM)
+    if old is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(argv)
+    except Exception as exc:
+        from ..training.lock import OutDirLockedError
+
+        if not isinstance(exc, OutDirLockedError):
+            raise
+        print(f"error: {exc}", file=sys.stderr)      # another study or run holds a run folder
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m hdml_lite.study", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     lab = sub.add_parser("lab", help="the study: selection on validation classes, final runs, CSV, figures, README")

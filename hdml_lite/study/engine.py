@@ -145,10 +145,14 @@ def execute(runs: list[Run], s: Settings, jobs: int = 2, log=print, bar=None) ->
                 bar.update(1)
             log(f"[{i}/{len(todo)}] {st}/{Path(path).name} done in {sec:.0f} s "
                 f"(elapsed {time.perf_counter() - t0:.0f} s)")
-    finally:
+    except BaseException:
         if jobs > 0:
-            pool.close()
+            pool.terminate()   # an error, Ctrl-C or SIGTERM: no worker trains on (its run resumes next time)
             pool.join()
+        raise
+    if jobs > 0:
+        pool.close()
+        pool.join()
     return per_stage
 
 

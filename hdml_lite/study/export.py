@@ -118,9 +118,19 @@ def _load_study(path: Path, s: Settings) -> dict:
     """The previous study.json of the same study (same regime, runs folder), else {}."""
     if path.is_file():
         prev = json.loads(path.read_text())
-        if (prev.get("regime"), prev.get("runs"), prev.get("steps")) == (s.regime, str(s.runs), s.steps):
+        same_runs = Path(prev.get("runs", "")).resolve() == Path(s.runs).resolve()   # relative or absolute
+        if (prev.get("regime"), prev.get("steps")) == (s.regime, s.steps) and same_runs:
             return prev
     return {}
+
+
+def runs_record(runs: Path) -> str:
+    """The runs folder as study.json records it: relative to the working directory when inside it
+    (so the file does not name this machine's folders)."""
+    try:
+        return str(Path(runs).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(runs)
 
 
 def check_export(out: str | Path, done: int, total: int, force: bool) -> None:
@@ -169,7 +179,7 @@ def export(out: str | Path, s: Settings, timing: dict | None = None, log=print, 
     write_csv(out / "engagement.csv", engagement_rows(mech, s), ENGAGEMENT_COLUMNS)
 
     prev = _load_study(out / "study.json", s)
-    info = {"regime": s.regime, "steps": s.steps, "fast": s.fast, "runs": str(s.runs),
+    info = {"regime": s.regime, "steps": s.steps, "fast": s.fast, "runs": runs_record(s.runs),
             "plan_fingerprint": plan_fingerprint(s), "select_metric": "map_r", "margin": s.margin,
             "lrs": list(s.lrs), "pull_targets": list(s.pull_targets), "lr_seeds": s.lr_seeds,
             "select_seeds": s.select_seeds, "seeds_key": s.seeds_key, "max_seeds": s.max_seeds,

@@ -101,7 +101,7 @@ def run_hypotheses(out: str | Path = "results", runs: str | Path = "runs/hypothe
     from .compare import run_compare
     from .lab import FAST
 
-    rows = []
+    rows, folders = [], []
     grid = dict(GRID)
     seeds = SEEDS
     base = []
@@ -114,6 +114,7 @@ def run_hypotheses(out: str | Path = "results", runs: str | Path = "runs/hypothe
         g = {**grid, **change}
         slug = re.sub(r"[^a-z0-9]+", "_", setting.lower()).strip("_")[:40]
         folder = Path(runs) / f"{hyp.split()[0]}_{loss}_{slug}"
+        folders.append(folder)
         log(f"== {hyp}, {setting}, {loss}: {folder}")
         res = run_compare([f"lab_hdml_{loss}", f"lab_{loss}"], "glyphs", base + ov, seeds=seeds, max_seeds=seeds,
                           out=str(folder), jobs=0 if fast else jobs, plan=plan, log=log, fixed=fixed, **g)
@@ -127,4 +128,28 @@ def run_hypotheses(out: str | Path = "results", runs: str | Path = "runs/hypothe
                          "engaged_v2": f"{n_eng}/{n_all}"})
     if not plan:
         write_csv(Path(out) / "hypotheses.csv", rows, HYPOTHESES_COLUMNS)
+        info = {"arms": len(folders), "seeds": seeds, "grid": {k: list(v) if isinstance(v, tuple) else v
+                                                               for k, v in grid.items()},
+                "fast": fast, **cost(folders)}
+        (Path(out) / "hypotheses.json").write_text(json.dumps(info, indent=1))
+        from ..results_data import repo_results, sync_packaged_results
+
+        if repo_results() is not None and Path(out).resolve() == repo_results().resolve():
+            sync_packaged_results(out)      # the copy an installed kit (Colab) reads
     return rows
+
+
+def cost(folders: list[Path]) -> dict:
+    """What the arms cost: finished runs, wall seconds (summed over the arms' compare.json, every
+    invocation) and mean CPU-seconds per run (the runs' eval_s.json)."""
+    wall, cpu, n = 0.0, [], 0
+    for folder in folders:
+        path = folder / "compare.json"
+        if path.is_file():
+            wall += json.loads(path.read_text()).get("wall_s", 0.0)
+        for m in folder.glob("runs/*/*/metrics.json"):
+            n += 1
+            e = m.parent / "eval_s.json"
+            if e.is_file():
+                cpu.append(json.loads(e.read_text()).get("cpu_s", 0.0))
+    return {"runs": n, "wall_s": wall, "cpu_s_per_run": sum(cpu) / len(cpu) if cpu else None}

@@ -43,6 +43,7 @@ DISPLAY = {"triplet": "Triplet", "hdml_triplet": "HDML (Triplet)", "npair": "N-p
            "hdc": "HDC", "contrastive": "Contrastive", "semihard": "Semi-hard triplet", "lifted": "Lifted structure",
            "angular": "Angular", "hdml_npair_nosoftmax": "HDML (N-pair) w/o softmax",
            "hdml_npair_norecon": "HDML (N-pair) w/o reconstruction",
+           "hdml_npair_nosoftmax_wmatch": "HDML (N-pair) w/o softmax, weight matched",
            "contrastive_hdcbatch": "Contrastive (HDC's batch)"}
 DATASETS = {"cub": "CUB-200-2011", "cars196": "Cars196", "sop": "Stanford Online Products"}
 ALIASES = {"cars": "cars196", "car": "cars196", "cub200": "cub", "cub-200-2011": "cub", "sop": "sop"}

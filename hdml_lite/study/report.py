@@ -15,8 +15,8 @@ from .collect import estimate_markdown
 from .figures import plot_curves, plot_mechanism_from_rows, plot_sweep, plot_table, plot_tradeoff
 from .files import read_rows
 from .paper import compare_markdown
-from .tables import (engagement_table, findings_lines, label, main_table, noise_table, ordered, paired_selection_lines,
-                     selection_table, sweep_table, timing_table, tradeoff_lines, verdict_table)
+from .tables import (engagement_table, findings_lines, hypotheses_section, label, main_table, noise_table, ordered,
+                     paired_selection_lines, selection_table, sweep_table, timing_table, tradeoff_lines, verdict_table)
 
 REGIME_TEXT = {"lab": "converged lab regime (pretrained small CNN fine-tuned to a plateau)",
                "scratch": "scratch regime (small CNN trained from scratch, short budget)"}
@@ -30,7 +30,9 @@ def write_report(out: str | Path) -> Path:
     regime = study.get("regime", "lab")
     load = lambda n: read_rows(out / n) if (out / n).is_file() else []  # noqa: E731
     data = {n: load(f"{n}.csv") for n in ("lab_table", "curves", "sweep", "selection", "verdicts", "mechanism", "selection_noise", "tradeoff",
-                                         "engagement")}
+                                         "engagement", "hypotheses")}
+    data["hypotheses_info"] = (json.loads((out / "hypotheses.json").read_text())
+                               if (out / "hypotheses.json").is_file() else {})
     data["lab_table"] = ordered(data["lab_table"])
     if data["lab_table"]:
         plot_table(data["lab_table"], out / "lab_table.png", regime)
@@ -166,6 +168,8 @@ confirm the paper's numbers on CUB, Cars196 or SOP.{other}
 | `selection_noise.csv` | per selection stage: the chosen value's lead over the runner-up, against seed noise |
 | `curves.csv` | learning curves of N-pair, HDML(N-pair) and its ablations on the test classes |
 | `study.json` | settings, chosen values, run counts, durations |
+| `hypotheses.csv` | why no gain: H1-H4, HDML - baseline per arm and loss (`python -m hdml_lite.study hypotheses`) |
+| `hypotheses.json` | the hypotheses' grid, seeds, runs and cost |
 """]
     if data["verdicts"]:
         found = "\n".join(findings_lines(data["verdicts"], data["engagement"]))
@@ -256,6 +260,8 @@ seeds. Columns b, d, e are the engagement conditions v2.
 
 ![trade-off](tradeoff.png)
 """)
+    if data.get("hypotheses"):
+        parts.append("\n" + "\n".join(hypotheses_section(data["hypotheses"], data.get("hypotheses_info") or {})) + "\n")
     lr, alpha = study.get("lr", {}), study.get("alpha", {})
     parts.append(f"""
 ## Protocol ({R})

@@ -266,3 +266,67 @@ def findings_lines(verdicts: list[dict], engagement: list[dict]) -> list[str]:
         lines.append(f"- HDML's mechanism: {n2} of {len(engagement)} final HDML runs are engaged by conditions v2 "
                      f"({n1} by v1)" + (f"; of v2's conditions, {worst}." if worst else "."))
     return lines
+
+
+LOSS_NAMES = {"npair": "N-pair", "triplet": "triplet"}
+
+
+def hypotheses_lines(rows: list[dict]) -> list[str]:
+    """The hypotheses table (results/hypotheses.csv) as markdown: one line per arm and loss, HDML
+    minus its baseline on R@1 and NMI (points, 95% interval, verdict), then one summary line, every
+    number computed from the rows."""
+    lines = ["| hypothesis | setting | loss | R@1: HDML - baseline | NMI: HDML - baseline | HDML runs engaged (v2) |",
+             "|---|---|---|---|---|---|"]
+    arms = list(dict.fromkeys((r["hypothesis"], r["setting"], r["loss"]) for r in rows))
+    for hyp, setting, loss in arms:
+        mine = {r["metric"]: r for r in rows if (r["hypothesis"], r["setting"], r["loss"]) == (hyp, setting, loss)}
+
+        def cell(m):
+            v = mine.get(m)
+            if v is None:
+                return "-"
+            ci = _ci(v, "ci_low", "ci_high")
+            return f"{_pts(v.get('mean_diff'))} {ci} **{v['verdict']}** (n={int(v.get('n_seeds', 0))})"
+
+        eng = next(iter(mine.values()), {}).get("engaged_v2", "-")
+        lines.append(f"| {hyp} | {setting} | {LOSS_NAMES.get(loss, loss)} | {cell('r1')} | {cell('nmi')} | {eng} |")
+    verdicts = [r["verdict"] for r in rows]
+    counts = ", ".join(f"{verdicts.count(v)} {v}" for v in ("supported", "contradicted", "equivalent", "undecided")
+                       if verdicts.count(v))
+    lines += ["", f"Over {len(arms)} arms x {len({r['metric'] for r in rows})} metrics: {counts}."]
+    return lines
+
+
+def hypotheses_section(rows: list[dict], info: dict) -> list[str]:
+    """The hypotheses' section of results/README.md (and the README's block): what was run, at what
+    cost, and the table (``hypotheses_lines``)."""
+    grid = info.get("grid") or {}
+    wall, cpu = info.get("wall_s"), info.get("cpu_s_per_run")
+    cost = (f"{info.get('runs', '?')} runs, {wall / 60:.0f} min wall with 2 processes of one thread"
+            + (f", {cpu:.0f} CPU-s per run" if cpu else "")) if wall else "cost not recorded"
+    return ["## Why no gain? The hypotheses, each tested (lab regime)", "",
+            "Each arm is a `compare` of HDML against its baseline (`python -m hdml_lite.study hypotheses`;"
+            " hdml_lite/study/hypotheses.py): H1 headroom (4 or 8 images per class in every split), H2 in-batch"
+            " negatives (8-class N-pair batches; triplet at the same image count), H3 length (1,600 steps),"
+            " H4 labels kept (alpha fixed at the hardest pull target where the study's trade-off keeps labels)."
+            f" A smaller grid than the study's: lr {grid.get('lrs')}, pull targets {grid.get('pull_targets')},"
+            f" {grid.get('select_seeds')} seed(s) per alpha. H3 and H4 do not select again: they take the study's"
+            " choices (each method's lr and HDML's alpha, selected at 400 steps the same way for both methods;"
+            " H4's alpha from the trade-off), so H3's lr was not re-tuned for its longer budget, for either"
+            f" method. {info.get('seeds', '?')} paired seeds per arm; {cost}.", "",
+            *hypotheses_lines(rows)]
+
+
+def engagement_summary_line(engagement: list[dict], methods: tuple) -> str:
+    """One line from engagement.csv: per method, the median over its final runs of acc_syn and of
+    weight_syn (condition c's value), and how many runs meet conditions v2."""
+    parts = []
+    for m in methods:
+        rows = [r for r in engagement if r["method"] == m]
+        if not rows:
+            continue
+        med = lambda k: float(np.median([float(r[k]) for r in rows]))  # noqa: E731
+        n = sum(r.get("engaged_v2") in (1, 1.0, True) for r in rows)
+        parts.append(f"{label(m)}: acc_syn {med('acc_syn'):.2f}, weight_syn {med('weight_value'):.2f}, "
+                     f"engaged (v2) {n}/{len(rows)}")
+    return "- Labels kept and weight (medians over the final runs, engagement.csv): " + "; ".join(parts) + "."
