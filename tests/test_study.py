@@ -93,7 +93,7 @@ def test_fast_study_writes_every_csv_figure_and_readme(tmp_path, capsys):
 
 def test_plan_counts_budget_and_validation_classes():
     s = make_settings("lab")
-    assert plan_counts(s) == {"select_lr": 30, "select_alpha": 42, "select_bn": 3, "select_fractions": 5, "final": 47}
+    assert plan_counts(s) == {"select_lr": 30, "select_alpha": 42, "select_bn": 3, "select_fractions": 5, "final": 51}
     runs = plan_all(s, dummy_choices(s))
     assert len({r.stage + "/" + r.folder() for r in runs}) == len(runs)          # one folder per run
     for r in runs:
