@@ -13,19 +13,26 @@ from __future__ import annotations
 from .training.budget import budget_check, budget_line
 
 
-def closing_report(cfg, history: dict) -> dict:
-    """Print the lines; return {"mechanism": {"engaged", "lines"}} and/or {"budget": ...} for metrics.json."""
+def closing_report(cfg, history: dict, echo: bool = True) -> dict:
+    """Print the lines (``echo``); return {"mechanism": {"engaged", "lines"}} and/or {"budget": ...}
+    for metrics.json."""
     out = {}
     if cfg.train.method == "hdml":
         from .hdml.diagnostics import engagement, engagement_lines
 
         result = engagement(history["train"], cfg.hdml.alpha)
         lines = engagement_lines(result)
-        print(f"HDML's mechanism in {cfg.name} (alpha={cfg.hdml.alpha:g}, docs/METHOD.md §5):")
-        print("\n".join("  " + ln for ln in lines))
+        if echo:
+            print(mechanism_heading(cfg))
+            print("\n".join("  " + ln for ln in lines))
         out["mechanism"] = {"engaged": bool(result.get("engaged")), "lines": lines}
     if cfg.data.dataset != "glyphs":
         check = budget_check(history["eval"], cfg.train.steps)
-        print(budget_line(check))
+        if echo:
+            print(budget_line(check))
         out["budget"] = check
     return out
+
+
+def mechanism_heading(cfg) -> str:
+    return f"HDML's mechanism in {cfg.name} (alpha={cfg.hdml.alpha:g}, docs/METHOD.md §5):"

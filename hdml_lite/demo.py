@@ -57,7 +57,7 @@ def _train_in_process(cfg_dict: dict, conn) -> None:
 
     result = ("done",)
     try:
-        train(from_dict(cfg_dict))
+        train(from_dict(cfg_dict), report=False)      # the demo's summary prints the mechanism
     except RunInterrupted as exc:
         result = ("interrupted", exc.step, exc.saved)
     except KeyboardInterrupt:
@@ -151,7 +151,7 @@ def _train_side_by_side(cfgs, jobs: int) -> None:
 def _read_run(out: Path) -> dict:
     """What a finished run left in its folder: metrics.json and history.json."""
     metrics = json.loads((out / "metrics.json").read_text())
-    return {"metrics": metrics["test"], "train_s": metrics["train_s"],
+    return {"metrics": metrics["test"], "train_s": metrics["train_s"], "mechanism": metrics.get("mechanism"),
             "history": json.loads((out / "history.json").read_text())}
 
 
@@ -163,7 +163,7 @@ def run_demo(fast: bool = False, out_dir: str = "runs/demo", seed: int = 0, over
     (in-process; fast mode is always in-process). Returns {name: {metrics, train_s, history}}.
     """
     from .device import pick_device
-    from .hdml.diagnostics import engagement, engagement_lines
+    from .closing import mechanism_heading
     from .training.checkpoint import RunInterrupted
     from .training.trainer import train
     from .viz.mechanism import plot_mechanism
@@ -182,7 +182,7 @@ def run_demo(fast: bool = False, out_dir: str = "runs/demo", seed: int = 0, over
     else:
         for i, cfg in enumerate(cfgs):
             try:
-                train(cfg)
+                train(cfg, report=False)
             except RunInterrupted as exc:   # say which run stopped, and which never started
                 raise RunInterrupted(interrupted_line({cfg.name: (exc.step, exc.saved)},
                                                       [c.name for c in cfgs[i + 1:]])) from None
@@ -197,10 +197,9 @@ def run_demo(fast: bool = False, out_dir: str = "runs/demo", seed: int = 0, over
     print(table)
     lines = []
     for cfg in cfgs:
-        if cfg.train.method == "hdml":
-            rows = results[cfg.name]["history"]["train"]
-            lines += [f"\nHDML's mechanism in {cfg.name} (alpha={cfg.hdml.alpha:g}, docs/METHOD.md §5):"]
-            lines += ["  " + ln for ln in engagement_lines(engagement(rows, cfg.hdml.alpha))]
+        if cfg.train.method == "hdml":   # what train computed (metrics.json), printed once, here
+            mech = results[cfg.name]["mechanism"] or {}
+            lines += ["\n" + mechanism_heading(cfg)] + ["  " + ln for ln in mech.get("lines", [])]
     print("\n".join(lines))
     mech = Path(out_dir) / "demo_mechanism.png"
     plot_mechanism({c.name: results[c.name]["history"] for c in cfgs if c.train.method == "hdml"}, path=mech)

@@ -165,10 +165,13 @@ def _eval_datasets(cfg: Config, in_ch: int) -> dict:
     return out
 
 
-def train(cfg: Config, resume: bool = True, eval_sets: dict | None = None, callback=None) -> RunResult:
+def train(cfg: Config, resume: bool = True, eval_sets: dict | None = None, callback=None,
+          report: bool = True) -> RunResult:
     """Train ``cfg`` and evaluate the final model on the test classes. Returns a RunResult.
 
     callback: optional ``callback(step, method, x, labels, logs)`` called after every step.
+    report: print the closing lines (HDML's mechanism, the budget check); they go into
+    metrics.json either way (the demo prints them once, in its summary).
     """
     validate(cfg)
     device = pick_device(cfg.train.device)
@@ -179,7 +182,7 @@ def train(cfg: Config, resume: bool = True, eval_sets: dict | None = None, callb
     progress = Progress(out / CHECKPOINT)
     try:
         with out_dir_lock(out, "train.out_dir"):   # a second run on this folder is refused
-            return _train(cfg, resume, eval_sets, callback, device, out, progress)
+            return _train(cfg, resume, eval_sets, callback, device, out, progress, report)
     except BaseException as exc:
         if not existed and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a failed start leaves no empty folder behind
@@ -191,7 +194,7 @@ def train(cfg: Config, resume: bool = True, eval_sets: dict | None = None, callb
 
 
 def _train(cfg: Config, resume: bool, eval_sets: dict | None, callback, device: torch.device,
-           out: Path, progress: Progress | None = None) -> RunResult:
+           out: Path, progress: Progress | None = None, report: bool = True) -> RunResult:
     progress = progress if progress is not None else Progress()
     cfg, look = resolve_data(cfg)      # image files: auto data.channels / data.invert (data/report.py)
     in_ch = config_channels(cfg)
@@ -302,7 +305,7 @@ def _train(cfg: Config, resume: bool, eval_sets: dict | None, callback, device: 
         return {k: v for k, v in rows[-1].items() if k not in ("step", "split")} if rows else None
 
     metrics = final("test")
-    extra = closing_report(cfg, history)     # HDML's mechanism; off the glyphs, the budget check
+    extra = closing_report(cfg, history, echo=report)   # HDML's mechanism; off the glyphs, the budget check
     write_json(out / "metrics.json", {"name": cfg.name, "method": cfg.train.method, "seed": cfg.train.seed,
                                       "steps": steps, "train_s": elapsed, "test": metrics, "val": final("val"),
                                       "weights": weights, **extra})
