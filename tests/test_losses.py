@@ -394,3 +394,21 @@ def test_semihard_and_lifted_single_class_batch():
         loss = fn(z, labels)
         loss.backward()
         assert torch.isfinite(loss) and torch.isfinite(z.grad).all()
+
+
+@pytest.mark.parametrize("name,labels,ok", [
+    ("triplet", [0, 0, 1, 2, 2, 3], True),
+    ("triplet", [0, 1, 1, 2, 2, 3], False),     # anchor and positive differ
+    ("triplet", [0, 0, 0, 2, 2, 3], False),     # the negative has the anchor's label
+    ("triplet", [0, 0, 1, 2], False),           # not a multiple of 3
+    ("npair", [0, 0, 1, 1], True),
+    ("npair", [0, 1, 1, 1], False),
+])
+def test_batch_layout_check_refuses_a_wrong_order(name, labels, ok):
+    z = torch.randn(len(labels), 4)
+    call = lambda: metric_loss(LossConfig(name=name), z, torch.tensor(labels))  # noqa: E731
+    if ok:
+        assert torch.isfinite(call())
+    else:
+        with pytest.raises(ValueError, match="batches"):
+            call()

@@ -42,8 +42,8 @@ def _check_layout(name: str, B: int, labels: Tensor) -> None:
     if layout == "npair" and (B % 2 or not bool((labels[0::2] == labels[1::2]).all())):
         raise ValueError(f"loss {name!r} needs N-pair batches [c0a, c0b, c1a, c1b, ...] "
                          f"(NPairSampler); got labels {labels.tolist()}")
-    if layout == "triplet" and (B % 3 or not bool((labels[0::3] == labels[1::3]).all())
-                                or bool((labels[0::3] == labels[2::3]).any())):
+    if layout == "triplet" and (B % 3 or not bool((labels[0::3] == labels[1::3]).all()   # one device read
+                                                  & (labels[0::3] != labels[2::3]).all())):
         raise ValueError(f"loss {name!r} needs triplet batches [a, p, n, a, p, n, ...] "
                          f"(TripletSampler); got labels {labels.tolist()}")
 
