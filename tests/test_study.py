@@ -426,3 +426,22 @@ def test_study_run_folder_held_by_another_process_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and "is in use by process" in err[0], err
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL      # the study's SIGTERM handler is gone again
+
+
+def test_hypotheses_h3_and_h4_take_the_study_choices(tmp_path):
+    from hdml_lite.study.files import TRADEOFF_COLUMNS, write_csv
+    from hdml_lite.study.hypotheses import arms
+
+    (tmp_path / "study.json").write_text(json.dumps({
+        "lr": {"lab_npair": 3e-4, "lab_hdml_npair": 1e-3, "lab_triplet": 3e-4, "lab_hdml_triplet": 3e-4},
+        "alpha": {"lab_hdml_npair": 0.03, "lab_hdml_triplet": 1.9}}))
+    rows = [{"method": "lab_hdml_npair", "alpha": a, "pull_target": p, "seed": s, "pull_median": p,
+             "acc_syn": acc, "hard_ratio": 0.8, "val_map_r": 0.5, "val_r1": 0.9}
+            for a, p, acc in ((0.0, 1.0, 0.76), (0.2, 0.5, 0.6), (1.3, 0.01, 0.32)) for s in range(3)]
+    write_csv(tmp_path / "tradeoff.csv", rows, TRADEOFF_COLUMNS)
+    got = {(hyp.split()[0], loss): (change, fixed) for hyp, _, loss, _, change, fixed in arms(tmp_path)}
+    assert got[("H1", "npair")][1] is None and got[("H2", "triplet")][1] is None        # these select
+    assert got[("H3", "npair")][1] == {"lab_npair": {"lr": 3e-4}, "lab_hdml_npair": {"lr": 1e-3, "alpha": 0.03}}
+    change, fixed = got[("H4", "npair")]
+    assert change == {"pull_targets": (0.5,)} and fixed["lab_hdml_npair"] == {"lr": 1e-3, "alpha": 0.2}
+    assert got[("H4", "triplet")] == ({}, None)     # no trade-off rows for triplet: the J_soft x10 arm selects

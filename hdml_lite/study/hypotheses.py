@@ -15,11 +15,11 @@ lr and alpha are selected the same way for the baseline and HDML), for N-pair an
   keep labels: a 10x larger J_soft weight (``hdml.softmax_factor=1e5``).
 
 The grids are smaller than the study's (``GRID``) so that all arms fit a CPU budget; say so with
-the results. H3 and H4 change nothing that the study's 400-step selection saw (the data, the
-batch), so they take the study's choices (``results/study.json``: each method's lr, HDML's alpha;
-H4's alpha is the trade-off's at its pull target) instead of selecting again: the same choice
-procedure for baseline and HDML, at a quarter of the cost of H3 selecting at 1,600 steps. Without
-a study.json (the tests), they select like the other arms. Verdicts: HDML - baseline,
+the results. H3 and H4 keep the study's data and batches, so they take the study's choices
+(``results/study.json``: each method's lr, HDML's alpha; H4's alpha is the trade-off's at its pull
+target) instead of selecting again: one choice procedure for baseline and HDML, made at 400 steps
+(so H3's lr is not re-tuned for its 4x budget, for either method), at a fraction of the cost.
+Without a study.json (the tests), they select like the other arms. Verdicts: HDML - baseline,
 supported / contradicted / equivalent / undecided.
 """
 from __future__ import annotations
