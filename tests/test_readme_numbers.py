@@ -60,3 +60,21 @@ def test_readme_weight_matched_prose_matches_its_verdicts():
     eng = read_rows(REPO / "results" / "engagement.csv")
     med = lambda m: sorted(r["acc_syn"] for r in eng if r["method"] == m)[2]  # noqa: E731  (5 runs)
     assert med("lab_hdml_npair_nosoftmax_wmatch") >= 0.5 > med("lab_hdml_npair_nosoftmax")
+
+
+def test_readme_hypotheses_prose_matches_the_csv():
+    """'No hypothesis finds a gain ...' against results/hypotheses.csv."""
+    text = " ".join(README.split())
+    assert "**No hypothesis finds a gain.** No arm supports HDML on either metric." in text
+    rows = read_rows(REPO / "results" / "hypotheses.csv")
+    assert rows and not [r for r in rows if r["verdict"] == "supported"]
+    late = [r for r in rows if r["hypothesis"].startswith(("H3", "H4"))]
+    assert all(r["engaged_v2"] == "5/5" for r in late)
+    assert {r["verdict"] for r in late} <= {"equivalent", "undecided", "contradicted"}
+    h3 = {(r["loss"], r["metric"]): r["verdict"] for r in late if r["hypothesis"].startswith("H3")}
+    assert h3[("npair", "nmi")] == "contradicted" and "with 4x the steps HDML(N-pair) falls behind N-pair on NMI" in text
+    early = {(r["hypothesis"], r["setting"], r["loss"]): r for r in rows if r["hypothesis"].startswith(("H1", "H2"))}
+    assert len(early) == 6 and sum(r["hdml_alpha"] == 0 for r in early.values()) == 3
+    assert "no pull at all (alpha 0) in three of the six arms" in text
+    engaged = sum(int(r["engaged_v2"].split("/")[0]) for r in early.values())
+    assert engaged <= 0.1 * sum(int(r["engaged_v2"].split("/")[1]) for r in early.values())   # "few"

@@ -394,7 +394,7 @@ def test_hypotheses_fast_writes_every_arm(tmp_path):
     rows = read_rows(out / "hypotheses.csv")
     assert {r["hypothesis"] for r in rows} == {"H1 headroom", "H2 in-batch negatives", "H3 length", "H4 labels kept"}
     assert {r["loss"] for r in rows} == {"npair", "triplet"} and {r["metric"] for r in rows} == {"r1", "nmi"}
-    assert all(r["n_seeds"] == 2 and "/" in str(r["engaged_v2"]) for r in rows)
+    assert all(r["n_seeds"] == 2 and "/" in str(r["engaged_v2"]) and r["hdml_alpha"] >= 0 for r in rows)
     # no trade-off file: H4 is the principled change (a larger J_soft weight)
     assert all("J_soft weight x10" in r["setting"] for r in rows if r["hypothesis"] == "H4 labels kept")
 

@@ -24,7 +24,7 @@ TRADEOFF_COLUMNS = ("method", "alpha", "pull_target", "seed", "pull_median", "ac
                     "val_r1")
 NOISE_COLUMNS = ("stage", "method", "best", "runner_up", "gap", "noise_se", "within_noise", "seed_sd", "n_values")
 HYPOTHESES_COLUMNS = ("hypothesis", "setting", "loss", "metric", "n_seeds", "mean_diff", "ci_low", "ci_high", "margin",
-                      "verdict", "engaged_v2")
+                      "verdict", "engaged_v2", "hdml_alpha")
 COMPARE_TABLE_COLUMNS = ("method", "seed", "r1", "r2", "r4", "r8", "map_r", "nmi", "f1", "train_s")
 
 

@@ -125,7 +125,7 @@ def run_hypotheses(out: str | Path = "results", runs: str | Path = "runs/hypothe
         n_all = sum(r["method"] == f"lab_hdml_{loss}" for r in eng)
         for v in res["verdicts"]:
             rows.append({"hypothesis": hyp, "setting": setting, "loss": loss, **v,
-                         "engaged_v2": f"{n_eng}/{n_all}"})
+                         "engaged_v2": f"{n_eng}/{n_all}", "hdml_alpha": res["choices"].alpha.get(f"lab_hdml_{loss}")})
     if not plan:
         write_csv(Path(out) / "hypotheses.csv", rows, HYPOTHESES_COLUMNS)
         info = {"arms": len(folders), "seeds": seeds, "grid": {k: list(v) if isinstance(v, tuple) else v

@@ -275,8 +275,8 @@ def hypotheses_lines(rows: list[dict]) -> list[str]:
     """The hypotheses table (results/hypotheses.csv) as markdown: one line per arm and loss, HDML
     minus its baseline on R@1 and NMI (points, 95% interval, verdict), then one summary line, every
     number computed from the rows."""
-    lines = ["| hypothesis | setting | loss | R@1: HDML - baseline | NMI: HDML - baseline | HDML runs engaged (v2) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| hypothesis | setting | loss | HDML's alpha | R@1: HDML - baseline | NMI: HDML - baseline | "
+             "HDML runs engaged (v2) |", "|---|---|---|---|---|---|---|"]
     arms = list(dict.fromkeys((r["hypothesis"], r["setting"], r["loss"]) for r in rows))
     for hyp, setting, loss in arms:
         mine = {r["metric"]: r for r in rows if (r["hypothesis"], r["setting"], r["loss"]) == (hyp, setting, loss)}
@@ -288,12 +288,17 @@ def hypotheses_lines(rows: list[dict]) -> list[str]:
             ci = _ci(v, "ci_low", "ci_high")
             return f"{_pts(v.get('mean_diff'))} {ci} **{v['verdict']}** (n={int(v.get('n_seeds', 0))})"
 
-        eng = next(iter(mine.values()), {}).get("engaged_v2", "-")
-        lines.append(f"| {hyp} | {setting} | {LOSS_NAMES.get(loss, loss)} | {cell('r1')} | {cell('nmi')} | {eng} |")
+        first = next(iter(mine.values()), {})
+        a = first.get("hdml_alpha")
+        alpha = f"{a:.3g}" if isinstance(a, (int, float)) and math.isfinite(a) else "-"
+        lines.append(f"| {hyp} | {setting} | {LOSS_NAMES.get(loss, loss)} | {alpha} | {cell('r1')} | {cell('nmi')} | "
+                     f"{first.get('engaged_v2', '-')} |")
     verdicts = [r["verdict"] for r in rows]
     counts = ", ".join(f"{verdicts.count(v)} {v}" for v in ("supported", "contradicted", "equivalent", "undecided")
                        if verdicts.count(v))
-    lines += ["", f"Over {len(arms)} arms x {len({r['metric'] for r in rows})} metrics: {counts}."]
+    lines += ["", f"Over {len(arms)} arms x {len({r['metric'] for r in rows})} metrics: {counts}. HDML's alpha: "
+              "chosen on the arm's validation classes (H1, H2) or the study's (H3, H4); 0 = no pull, where the "
+              "generator only reconstructs and conditions v2 cannot hold."]
     return lines
 
 
