@@ -27,6 +27,7 @@ METHOD_COLORS = {
     "angular": "#44AA99",                 # teal
     "hdc": "#009E73",                     # bluish green
     "hdml_npair_nosoftmax": "#CC79A7",    # reddish purple
+    "hdml_npair_nosoftmax_wmatch": "#EE3377",   # magenta: without J_soft, synthetic weight matched
     "hdml_npair_norecon": "#332288",      # indigo
 }
 
@@ -52,7 +53,8 @@ SERIES = (("#000000", "-"), ("#6E6E6E", "--"), ("#000000", ":"), ("#9A9A9A", "-.
 # When a label names no known method (e.g. "seed 1"): greys, then the methods' colours are NOT reused
 FALLBACK = ("#000000", "#6E6E6E", "#9A9A9A", "#3C3C3C", "#C4C4C4")
 
-_ABLATIONS = (("nosoftmax", ("nosoftmax", "no softmax", "without softmax", "w/o softmax", "without j_soft",
+_ABLATIONS = (("nosoftmax_wmatch", ("wmatch", "weight matched", "weight-matched")),
+              ("nosoftmax", ("nosoftmax", "no softmax", "without softmax", "w/o softmax", "without j_soft",
                              "w/o j_soft", "softmax=false")),
               ("norecon", ("norecon", "no recon", "without recon", "w/o recon", "without j_recon", "w/o j_recon",
                            "recon=false")))
