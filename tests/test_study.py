@@ -82,13 +82,15 @@ def test_fast_study_writes_every_csv_figure_and_readme(tmp_path, capsys):
     assert set(info["alpha"]) == {"lab_hdml_npair", "lab_hdml_triplet"} and info["bn_stats"] in ("official", "real")
     assert set(info["stage_wall_s"]) == {"select_lr", "select_alpha", "select_bn", "select_fractions", "final"}
     assert info["wall_s"] > 0
-    # a second invocation trains nothing, and keeps the first one's duration
+    # a second invocation trains nothing: it keeps the first one's record (no invocation, wall time
+    # or process count of its own)
     capsys.readouterr()
-    assert main(["lab", "--fast", "--out", str(out)]) == 0
+    assert main(["lab", "--fast", "--out", str(out), "--jobs", "3"]) == 0
     log = capsys.readouterr().out
     assert f"{info['runs_done']} done" in log and "== round" not in log and "done in" in log
     again = json.loads((out / "study.json").read_text())
-    assert again["wall_s"] >= info["wall_s"] and again["invocations"] == 2
+    assert [again[k] for k in ("wall_s", "invocations", "jobs")] == [info[k] for k in ("wall_s", "invocations", "jobs")]
+    assert info["invocations"] == 1
 
 
 def test_plan_counts_budget_and_validation_classes():

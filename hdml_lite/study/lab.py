@@ -129,7 +129,8 @@ def run_study(out: str | Path, s: Settings, jobs: int = 2, log=print, force: boo
         with tqdm(total=0, desc=f"study {s.regime}", unit="run", disable=s.fast) as bar:
             timing = run_rounds(s, jobs, log, bar)
         wall = time.perf_counter() - t0
-        info = export(out, s, {"wall_s": wall, **timing, "jobs": jobs}, log, force=force)
+        trained = {"wall_s": wall, **timing, "jobs": jobs} if timing["rounds"] else None   # None: nothing ran
+        info = export(out, s, trained, log, force=force)
     finally:
         torch.set_num_threads(threads)
     log(f"== done in {wall:.0f} s (" + ", ".join(f"{st} {sec:.0f} s" for st, sec in timing["stage_s"].items())
