@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from hdml_lite.study.files import read_rows
-from hdml_lite.study.tables import engagement_summary_line, findings_lines, hypotheses_lines
+from hdml_lite.study.tables import engagement_summary_line, findings_lines, hypotheses_cost, hypotheses_lines
 
 REPO = Path(__file__).resolve().parents[1]
 RES = REPO / "results"
@@ -29,9 +29,7 @@ def hypotheses_block() -> list[str]:
     if not rows:
         return ["Not run yet: `python -m hdml_lite.study hypotheses` writes results/hypotheses.csv."]
     info = json.loads((RES / "hypotheses.json").read_text()) if (RES / "hypotheses.json").is_file() else {}
-    cost = (f"{info['runs']} runs, {info['wall_s'] / 60:.0f} min wall with 2 processes of one thread, "
-            f"{info['cpu_s_per_run']:.0f} CPU-s per run" if info.get("wall_s") else "cost not recorded")
-    return [f"({cost}; `results/hypotheses.json`)", ""] + hypotheses_lines(rows)
+    return [f"({hypotheses_cost(info)}; `results/hypotheses.json`)", ""] + hypotheses_lines(rows)
 
 
 BLOCKS = {

@@ -5,7 +5,8 @@ few CSV files the notebooks read are copied here at export time; ``find_results`
 checkout's ``results/`` and falls back to this copy.
 
     find_results()                        # $HDML_RESULTS, else <repo>/results, else this folder
-    sync_packaged_results("results")      # refresh this copy from the study's results/ (the export calls it)
+    sync_packaged_results("results")      # refresh this copy from the study's results/
+    sync_if_repo_results(out)             # the same, when ``out`` is the checkout's results/ (export, hypotheses)
 
 Pure standard library: no import of the rest of the kit (the study's export can call it).
 """
@@ -55,3 +56,12 @@ def sync_packaged_results(results_dir, dest: Path | None = None) -> list[str]:
         elif target.is_file():
             target.unlink()
     return copied
+
+
+def sync_if_repo_results(out) -> list[str]:
+    """``sync_packaged_results(out)`` when ``out`` is this checkout's ``results/`` (what the study's
+    export and the hypotheses write), else nothing. Returns the relative paths copied."""
+    res = repo_results()
+    if res is None or Path(out).resolve() != res.resolve():
+        return []
+    return sync_packaged_results(out)

@@ -219,9 +219,8 @@ def export(out: str | Path, s: Settings, timing: dict | None = None, log=print, 
     from .report import write_report
 
     write_report(out)
-    from ..results_data import repo_results, sync_packaged_results
+    from ..results_data import sync_if_repo_results
 
-    if repo_results() is not None and out.resolve() == repo_results().resolve():
-        sync_packaged_results(out)      # the copy an installed kit (Colab) reads
+    sync_if_repo_results(out)           # the copy an installed kit (Colab) reads
     log(f"exported {len(done_runs)} of {info['runs_total']} runs to {out}")
     return info

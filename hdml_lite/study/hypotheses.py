@@ -130,12 +130,11 @@ def run_hypotheses(out: str | Path = "results", runs: str | Path = "runs/hypothe
         write_csv(Path(out) / "hypotheses.csv", rows, HYPOTHESES_COLUMNS)
         info = {"arms": len(folders), "seeds": seeds, "grid": {k: list(v) if isinstance(v, tuple) else v
                                                                for k, v in grid.items()},
-                "fast": fast, **cost(folders)}
+                "fast": fast, "jobs": jobs, **cost(folders)}
         (Path(out) / "hypotheses.json").write_text(json.dumps(info, indent=1))
-        from ..results_data import repo_results, sync_packaged_results
+        from ..results_data import sync_if_repo_results
 
-        if repo_results() is not None and Path(out).resolve() == repo_results().resolve():
-            sync_packaged_results(out)      # the copy an installed kit (Colab) reads
+        sync_if_repo_results(out)       # the copy an installed kit (Colab) reads
     return rows
 
 

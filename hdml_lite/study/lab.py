@@ -53,7 +53,8 @@ def study_specs(regime: str) -> tuple:
                             headline=False, curves=curves, key_seeds=key in KEY_SEEDS))
         elif key == WEIGHT_MATCHED:
             out.append(Spec(n(key), n("hdml_npair"), ABLATIONS["hdml_npair_nosoftmax"], kind="hdml",
-                            lr_of=n("hdml_npair"), headline=False, beta_match=n("hdml_npair"), key_seeds=True))
+                            lr_of=n("hdml_npair"), headline=False, beta_match=n("hdml_npair"),
+                            key_seeds=key in KEY_SEEDS))
     return tuple(out)
 
 

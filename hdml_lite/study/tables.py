@@ -55,6 +55,11 @@ def main_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _yes(x) -> bool:
+    """A CSV flag (read back as 1 / 1.0, or a bool) that is set."""
+    return x in (1, 1.0, True)
+
+
 def _pts(x) -> str:
     return "-" if not isinstance(x, float) or not math.isfinite(x) else f"{100 * x:+.2f}"
 
@@ -258,10 +263,9 @@ def findings_lines(verdicts: list[dict], engagement: list[dict]) -> list[str]:
                          f"points, {ci}, {int(v.get('n_seeds', 0))} paired seeds)")
         lines.append(f"- {claim}: " + "; ".join(parts) + ".")
     if engagement:
-        yes = lambda x: x in (1, 1.0, True)  # noqa: E731
-        n2 = sum(yes(r.get("engaged_v2")) for r in engagement)
-        n1 = sum(yes(r.get("engaged_v1")) for r in engagement)
-        fails = {c: sum(not yes(r.get(f"{c}_ok")) for r in engagement) for c in CONDITIONS}
+        n2 = sum(_yes(r.get("engaged_v2")) for r in engagement)
+        n1 = sum(_yes(r.get("engaged_v1")) for r in engagement)
+        fails = {c: sum(not _yes(r.get(f"{c}_ok")) for r in engagement) for c in CONDITIONS}
         worst = ", ".join(f"{c} fails in {n}" for c, n in sorted(fails.items(), key=lambda kv: -kv[1]) if n)
         lines.append(f"- HDML's mechanism: {n2} of {len(engagement)} final HDML runs are engaged by conditions v2 "
                      f"({n1} by v1)" + (f"; of v2's conditions, {worst}." if worst else "."))
@@ -302,13 +306,20 @@ def hypotheses_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
+def hypotheses_cost(info: dict) -> str:
+    """What the hypotheses cost, from hypotheses.json: runs, wall minutes, processes, CPU-s per run."""
+    wall, cpu = info.get("wall_s"), info.get("cpu_s_per_run")
+    if not wall:
+        return "cost not recorded"
+    return (f"{info.get('runs', '?')} runs, {wall / 60:.0f} min wall with {info.get('jobs', '?')} processes of one "
+            f"thread" + (f", {cpu:.0f} CPU-s per run" if cpu else ""))
+
+
 def hypotheses_section(rows: list[dict], info: dict) -> list[str]:
     """The hypotheses' section of results/README.md (and the README's block): what was run, at what
     cost, and the table (``hypotheses_lines``)."""
     grid = info.get("grid") or {}
-    wall, cpu = info.get("wall_s"), info.get("cpu_s_per_run")
-    cost = (f"{info.get('runs', '?')} runs, {wall / 60:.0f} min wall with 2 processes of one thread"
-            + (f", {cpu:.0f} CPU-s per run" if cpu else "")) if wall else "cost not recorded"
+    cost = hypotheses_cost(info)
     return ["## Why no gain? The hypotheses, each tested (lab regime)", "",
             "Each arm is a `compare` of HDML against its baseline (`python -m hdml_lite.study hypotheses`;"
             " hdml_lite/study/hypotheses.py): H1 headroom (4 or 8 images per class in every split), H2 in-batch"
@@ -331,7 +342,7 @@ def engagement_summary_line(engagement: list[dict], methods: tuple) -> str:
         if not rows:
             continue
         med = lambda k: float(np.median([float(r[k]) for r in rows]))  # noqa: E731
-        n = sum(r.get("engaged_v2") in (1, 1.0, True) for r in rows)
+        n = sum(_yes(r.get("engaged_v2")) for r in rows)
         parts.append(f"{label(m)}: acc_syn {med('acc_syn'):.2f}, weight_syn {med('weight_value'):.2f}, "
                      f"engaged (v2) {n}/{len(rows)}")
     return "- Labels kept and weight (medians over the final runs, engagement.csv): " + "; ".join(parts) + "."
