@@ -51,54 +51,7 @@ PRESETS = ("cub_npair", "cub_hdml_npair")
 
 
 # ---------------------------------------------------------------- synthetic CUB
-def _class_image(rng: np.random.Generator, base: np.ndarray, size: tuple[int, int]):
-    """One JPEG-able PIL image (width, height): a class's smooth pattern, jittered, plus noise."""
-    from PIL import Image
-
-    w, h = size
-    low = np.clip(base + 0.25 * rng.standard_normal(base.shape), 0, 1)  # (6, 8, 3) in [0, 1]
-    img = Image.fromarray((low * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC)
-    arr = np.asarray(img, dtype=np.int16) + rng.integers(-20, 21, (h, w, 3), dtype=np.int16)
-    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
-
-
-def _write_class(args) -> list[str]:
-    folder, cls, n, size, seed = args
-    rng = np.random.default_rng([seed, cls])
-    base = rng.random((6, 8, 3))
-    name = f"{cls:03d}.Synthetic_{cls:03d}"
-    (folder / "images" / name).mkdir(parents=True, exist_ok=True)
-    rels = []
-    for i in range(n):
-        rel = f"{name}/Synthetic_{cls:03d}_{i:04d}.jpg"
-        _class_image(rng, base, size).save(folder / "images" / rel, quality=90)
-        rels.append(rel)
-    return rels
-
-
-def make_synthetic_cub(root: Path, n_classes: int = 200, per_class: int = 24, size=(500, 375),
-                       seed: int = 0, workers: int = 1) -> Path:
-    """Write a synthetic CUB-200-2011 under ``root/CUB_200_2011`` (the real file layout); returns it."""
-    folder = Path(root) / "CUB_200_2011"
-    folder.mkdir(parents=True, exist_ok=True)
-    jobs = [(folder, c, per_class, tuple(size), seed) for c in range(1, n_classes + 1)]
-    if workers > 1:
-        from multiprocessing import Pool
-        with Pool(workers) as pool:
-            per_cls = pool.map(_write_class, jobs)
-    else:
-        per_cls = [_write_class(j) for j in jobs]
-    images, labels, iid = [], [], 1
-    for cls, rels in enumerate(per_cls, start=1):
-        for rel in rels:
-            images.append(f"{iid} {rel}")
-            labels.append(f"{iid} {cls}")
-            iid += 1
-    (folder / "images.txt").write_text("\n".join(images) + "\n")
-    (folder / "image_class_labels.txt").write_text("\n".join(labels) + "\n")
-    (folder / "classes.txt").write_text("".join(f"{c} {c:03d}.Synthetic_{c:03d}\n" for c in range(1, n_classes + 1)))
-    (folder / "train_test_split.txt").write_text("".join(f"{i} {i % 2}\n" for i in range(1, iid)))  # unused
-    return folder
+from hdml_lite.data.tiny import make_synthetic_cub  # noqa: E402  (the real file layout; also notebook 06)
 
 
 # ---------------------------------------------------------------- timing hooks

@@ -1,4 +1,4 @@
-"""Command line: ``python -m hdml_lite {demo,train,compare,eval,download,presets,config}``.
+"""Command line: ``python -m hdml_lite {demo,train,compare,eval,download,presets,config,handout}``.
 
     python -m hdml_lite demo                                # the main job (embedded data, CPU minutes)
     python -m hdml_lite train --preset lab_hdml_npair hdml.alpha=1.0 train.steps=300
@@ -7,6 +7,8 @@
     python -m hdml_lite download cub --root data/
     python -m hdml_lite presets
     python -m hdml_lite config --preset lab_hdml_npair      # every key, its value and what it means
+    python -m hdml_lite config --keys                       # only the key names
+    python -m hdml_lite handout DIR                         # the students' copy, without solutions, zipped
 
 Bad input (a key, a value, a file, a folder) gets one line on stderr and exit code 2.
 Ctrl-C gets one line (where the run stopped, which checkpoint is kept) and exit code 130.
@@ -19,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import ConfigError, apply_overrides, describe, from_dict
+from .config import Config, ConfigError, apply_overrides, describe, valid_keys
 from .metrics_table import format_table
 from .presets import get_preset, list_presets
 
@@ -37,7 +39,8 @@ def cmd_eval(args) -> int:
     from .data import config_channels, load_dataset
     from .device import pick_device
     from .evaluation import evaluate, kmeans_args
-    from .training.checkpoint import load_checkpoint, load_error_text, nonfinite_tensors, state_mismatch
+    from .training.checkpoint import (checkpoint_config, load_checkpoint, load_error_text, nonfinite_tensors,
+                                      state_mismatch)
     from .training.trainer import build_method, ks_for
 
     state = load_checkpoint(args.checkpoint, purpose="eval")
@@ -50,10 +53,7 @@ def cmd_eval(args) -> int:
         raise ConfigError(f"checkpoint {args.checkpoint!r} (step {state['step']}) holds NaN or inf weights "
                           f"({bad[0]}{more}): the run diverged, so it cannot be evaluated; expected finite "
                           f"weights: use an earlier checkpoint or retrain (e.g. with a lower optim.lr)")
-    try:
-        saved = from_dict(state["config"])
-    except (ConfigError, AttributeError, TypeError) as exc:
-        raise ConfigError(f"checkpoint {args.checkpoint!r} holds a config this version cannot read ({exc})") from None
+    saved = checkpoint_config(state, args.checkpoint)   # every key's type and range, as on the command line
     cfg = apply_overrides(saved, args.overrides)
     if args.split == "val" and cfg.data.val_classes <= 0:
         raise ConfigError(f"eval --split val: the run in {args.checkpoint!r} was trained without validation "
@@ -88,10 +88,16 @@ def cmd_eval(args) -> int:
 
 def cmd_download(args) -> int:
     from .data import data_root
-    from .data.download import download_dataset
+    from .data.download import dataset_info, download_dataset, listing
 
     from .training.checkpoint import ensure_writable_dir
 
+    if args.list:                          # offline: the registry only, nothing fetched or created
+        print("\n".join(listing()))
+        return 0
+    if not args.name:
+        raise ValueError("download: name a data set (cub, sop, omniglot, cars196) or use --list")
+    dataset_info(args.name)                # an unknown name is refused before any folder is made
     root = Path(args.root) if args.root else data_root()
     ensure_writable_dir(root, "download --root" if args.root else "the data folder ($HDML_DATA or the cache)")
     path = download_dataset(args.name, str(root))
@@ -106,6 +112,9 @@ def cmd_presets(args) -> int:
 
 
 def cmd_config(args) -> int:
+    if args.keys:
+        print("\n".join(valid_keys(Config())))
+        return 0
     cfg = get_preset(args.preset) if args.preset else None
     print(f"# {'preset ' + args.preset if args.preset else 'defaults'}: key = value  # meaning;"
           f" override with key=value, e.g. train.steps=300")
@@ -133,6 +142,15 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_handout(args) -> int:
+    from .handout import write_handout
+
+    folder, archive, n = write_handout(args.dir, name=args.name)
+    print(f"wrote {archive} ({n} files, {archive.stat().st_size / 1e6:.1f} MB, without notebooks/solutions/) "
+          f"and the same files in {folder}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m hdml_lite", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -149,7 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("overrides", nargs="*", help="config overrides key=value (e.g. data.root=...)")
     e.set_defaults(func=cmd_eval)
     d = sub.add_parser("download", help="download and verify a real dataset")
-    d.add_argument("name", help="cub | sop | omniglot | cars196 (manual)")
+    d.add_argument("name", nargs="?", default="", help="cub | sop (manual) | omniglot | cars196 (manual)")
+    d.add_argument("--list", action="store_true", help="print every data set's files, sizes, md5 and URL; "
+                   "fetch nothing")
     d.add_argument("--root", default="", help="data folder (default: $HDML_DATA if set, else "
                    "$XDG_CACHE_HOME/hdml_lite (default ~/.cache/hdml_lite)); the dataset goes to ROOT/NAME")
     d.set_defaults(func=cmd_download)
@@ -182,7 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     ps.set_defaults(func=cmd_presets)
     c = sub.add_parser("config", help="list every config key with its default (or a preset's value) and meaning")
     c.add_argument("--preset", default="", help="show this preset's values (see `presets`)")
+    c.add_argument("--keys", action="store_true", help="only the key names, one per line")
     c.set_defaults(func=cmd_config)
+    h = sub.add_parser("handout", help="the students' copy of the lab: the repository without notebooks/solutions/, "
+                       "in one top-level folder, and zipped")
+    h.add_argument("dir", help="where to write NAME/ and NAME.zip")
+    h.add_argument("--name", default="hdml_lite_lab", help="the top-level folder's name (default hdml_lite_lab)")
+    h.set_defaults(func=cmd_handout)
     return p
 
 

@@ -5,14 +5,21 @@
     cfg.hdml.alpha                                      # 1.0
 
 Unknown keys and values of the wrong type raise ``ConfigError`` naming the key,
-the value, and the valid keys.
+the value, and the closest valid keys (``python -m hdml_lite config --keys`` lists them all).
+``validate`` is the one check of a whole config: every value's type and range, whether the
+config came from the command line, a preset, Python code or a checkpoint (``from_dict``); it
+also expands ``~`` and ``$VARIABLES`` in every path key (``PATH_KEYS``), the same way.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import json
 import math
+import numbers
+import os
+import re
 import typing
 from dataclasses import dataclass, field
 
@@ -57,6 +64,9 @@ class ModelConfig:
     pretrained: bool = False         # torchvision: ImageNet weights; small_cnn: the lab's glyph-pretrained weights (presets set it)
     weights_path: str = ""           # local ImageNet weights file (offline)
     width: int = 32                  # small_cnn base width
+    bn_momentum: float = 0.1         # momentum of the embedding head's and the generator's BatchNorm (PyTorch
+                                    #   convention; the released HDML code: 0.01 = 1 - tf's 0.99; METHOD §1.9)
+    bn_eps: float = 1e-5             # epsilon of those BatchNorm layers (PyTorch's default; released code: tf's 1e-3)
 
 
 @dataclass
@@ -149,20 +159,25 @@ def to_dict(cfg: Config) -> dict:
 
 
 def from_dict(d: dict) -> Config:
-    """Rebuild a Config from ``to_dict`` output (e.g. loaded from a checkpoint)."""
+    """Rebuild a Config from ``to_dict`` output (e.g. loaded from a checkpoint or a JSON file),
+    checked as strictly as command-line overrides: every key through ``set_key`` (its type), then
+    ``validate`` (ranges). Keys missing from ``d`` keep their defaults (an older checkpoint)."""
     cfg = Config()
+    if not isinstance(d, dict):
+        raise ConfigError(f"the config is a {type(d).__name__}, not a dict of sections; expected the output of "
+                          f"config.to_dict")
     for section, values in d.items():
         if section == "name":
-            cfg.name = values
+            set_key(cfg, "name", values)
             continue
-        if not hasattr(cfg, section):
-            raise ConfigError(f"unknown config section {section!r}; valid: {', '.join(valid_keys(cfg))}")
-        sub = getattr(cfg, section)
+        if not dataclasses.is_dataclass(getattr(cfg, str(section), None)):
+            raise ConfigError(unknown_key_message(str(section), cfg, what="config section"))
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section {section}={values!r}: expected a dict of keys (e.g. "
+                              f"{{\"steps\": 600}})")
         for k, v in values.items():
-            if not hasattr(sub, k):
-                raise ConfigError(f"unknown config key {section}.{k}; valid keys: {', '.join(valid_keys(cfg))}")
-            setattr(sub, k, v)
-    return cfg
+            set_key(cfg, f"{section}.{k}", v)
+    return validate(cfg)
 
 
 def valid_keys(cfg: Config) -> list[str]:
@@ -172,6 +187,20 @@ def valid_keys(cfg: Config) -> list[str]:
         if dataclasses.is_dataclass(sub):
             keys += [f"{f.name}.{g.name}" for g in dataclasses.fields(sub)]
     return keys
+
+
+def unknown_key_message(key: str, cfg: Config | None = None, what: str = "config key") -> str:
+    """One line for an unknown key: the closest two or three valid keys, then where to list them all."""
+    keys = valid_keys(cfg if cfg is not None else Config())
+    if what == "config section":
+        keys = sorted({k.split(".")[0] for k in keys if "." in k})
+    close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+    last = key.rsplit(".", 1)[-1]                       # the right field in the wrong section
+    close += [k for k in keys if k.rsplit(".", 1)[-1] == last and k not in close]
+    close = close[:3]
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    return (f"unknown {what} {key!r}; {hint}`python -m hdml_lite config --keys` lists all {len(keys)} "
+            f"valid {'sections' if what == 'config section' else 'keys'} (`config` with their meaning)")
 
 
 _TYPE_WORDS = {int: "int (a whole number)", float: "float (a number)", bool: "bool (true/false)",
@@ -219,8 +248,8 @@ def set_key(cfg: Config, key: str, value) -> None:
         cfg.name = str(value)
         return
     parts = key.split(".")
-    if len(parts) != 2 or not hasattr(cfg, parts[0]) or not hasattr(getattr(cfg, parts[0]), parts[1]):
-        raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(valid_keys(cfg))}")
+    if key not in valid_keys(cfg):
+        raise ConfigError(unknown_key_message(key, cfg))
     sub = getattr(cfg, parts[0])
     hints = typing.get_type_hints(type(sub))
     t = hints[parts[1]]
@@ -273,6 +302,8 @@ VALUE_RULES: dict[str, tuple] = {
     "data.channels": (lambda v: v in (0, 1, 3), "0 (dataset default), 1 (grey) or 3 (RGB)"),
     "model.embedding_size": (lambda v: v > 0, _POSITIVE),
     "model.width": (lambda v: v > 0, _POSITIVE),
+    "model.bn_momentum": (lambda v: 0 < v <= 1, "a number in (0, 1] (PyTorch convention: 1 - tf's decay)"),
+    "model.bn_eps": (lambda v: v > 0, "a number > 0"),
     "loss.margin": (lambda v: v >= 0, "a number >= 0"),
     "loss.l2_reg": (lambda v: v >= 0, "a number >= 0"),
     "loss.angle_deg": (lambda v: 0 < v < 90, "an angle in (0, 90) degrees"),
@@ -300,13 +331,20 @@ VALUE_RULES: dict[str, tuple] = {
                          "a flat list of step numbers >= 0, e.g. [5000,8000]"),
     "optim.gamma": (lambda v: v > 0, "a number > 0"),
     "train.steps": (lambda v: v > 0, _POSITIVE),
-    "train.seed": (lambda v: v >= 0, _NON_NEGATIVE),
+    "train.seed": (lambda v: 0 <= v < 2**32, "an integer in [0, 2**32) (numpy's seed range)"),
     "train.eval_every": (lambda v: v >= 0, _NON_NEGATIVE + " (0: only at the end)"),
     "train.ckpt_every": (lambda v: v >= 0, _NON_NEGATIVE + " (0: only at the end)"),
     "train.eval_batch": (lambda v: v > 0, _POSITIVE),
     "train.threads": (lambda v: v >= 0, _NON_NEGATIVE + " (0: auto)"),
     "train.kmeans_restarts": (lambda v: v >= 0, _NON_NEGATIVE + " (0: auto, 10 when k <= 200 else 1)"),
+    # evaluation settings are checked here, with the rest, not at the final evaluation after training
+    "train.kmeans_seed": (lambda v: 0 <= v < 2**32, "an integer in [0, 2**32) (k-means random_state)"),
+    "hdc.eval_head": (lambda v: v == -1 or 1 <= v <= 3, "-1 (weighted concat of the heads) or a head 1, 2 or 3"),
 }
+# keys that hold a file or folder: ``~`` and ``$VARIABLES`` are expanded in each (``expand_path``), the
+# same way, by ``validate`` (bash leaves ``~`` unexpanded after ``key=``)
+PATH_KEYS = ("data.root", "data.split_file", "data.cache", "model.weights_path", "train.out_dir")
+_VARIABLE = re.compile(r"\$(?:(\w+)|\{(\w+)\})")
 # keys whose value is one of a few words
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.invert": ("auto", "true", "false"),
@@ -339,13 +377,51 @@ def check_value(key: str, value) -> None:
         raise ConfigError(f"config key {key}={value!r}; expected {expected}")
 
 
+def expand_path(key: str, value: str) -> str:
+    """``value`` with ``$NAME`` / ``${NAME}`` replaced by the environment variable, then a leading
+    ``~`` (or ``~user``) by the home folder. An unset variable is a ConfigError naming ``key``."""
+    def variable(m: re.Match) -> str:
+        name = m.group(1) or m.group(2)
+        if name not in os.environ:
+            raise ConfigError(f"config key {key}={value!r}: the environment variable ${name} is not set; "
+                              f"expected a path whose variables are set")
+        return os.environ[name]
+
+    return os.path.expanduser(_VARIABLE.sub(variable, value)) if value else value
+
+
+def _type_ok(value, t) -> bool:
+    """``value`` fits the field type ``t`` (an int where a float is expected; numpy scalars count)."""
+    if isinstance(value, bool):
+        return t is bool
+    if t is int:
+        return isinstance(value, numbers.Integral)
+    if t is float:
+        return isinstance(value, numbers.Real)
+    if t is list:
+        return isinstance(value, (list, tuple))
+    return isinstance(value, t)
+
+
 def validate(cfg: Config) -> Config:
-    """Check every value of ``cfg`` against ``VALUE_RULES`` (and finiteness); returns cfg."""
+    """Check every value of ``cfg``: its type (the field's), ``VALUE_RULES`` and finiteness;
+    expands ``~`` and ``$VARIABLES`` in ``PATH_KEYS`` in place. Returns cfg."""
+    if not isinstance(cfg.name, str):
+        raise ConfigError(f"config key name={cfg.name!r}: expected str")
     for f in dataclasses.fields(cfg):
         sub = getattr(cfg, f.name)
         if dataclasses.is_dataclass(sub):
+            hints = typing.get_type_hints(type(sub))
             for g in dataclasses.fields(sub):
-                check_value(f"{f.name}.{g.name}", getattr(sub, g.name))
+                key, value = f"{f.name}.{g.name}", getattr(sub, g.name)
+                t = typing.get_origin(hints[g.name]) or hints[g.name]
+                if not _type_ok(value, t):
+                    raise ConfigError(f"config key {key}={value!r} ({type(value).__name__}); expected "
+                                      f"{_TYPE_WORDS.get(t, getattr(t, '__name__', t))}")
+                if key in PATH_KEYS:
+                    value = expand_path(key, value)
+                    setattr(sub, g.name, value)
+                check_value(key, value)
     need = MIN_IMAGE_SIZE.get(cfg.model.backbone, 1)
     if cfg.data.image_size < need:
         raise ConfigError(f"config key data.image_size={cfg.data.image_size}: model.backbone={cfg.model.backbone} "

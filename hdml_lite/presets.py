@@ -5,9 +5,16 @@
     get_preset("cars196_hdml_npair_official")   # the official code's Cars196 settings
     list_presets()
 
-Paper vs official (METHOD §1.7): ``*_hdml_*`` presets use the paper's form
-(hdml.form="paper", J_avg over the last epoch); ``*_official`` presets use the
-official code's reductions, factors and 64-step block means.
+Paper vs official (METHOD §1.7, §1.9), by preset family:
+
+- ``<dataset>_hdml_<loss>`` (cub, cars196, sop): the paper's form (hdml.form="paper",
+  J_avg over the last epoch), PyTorch's BatchNorm defaults;
+- ``<dataset>_hdml_<loss>_official``: the released code's reductions, factors, 64-step
+  block means, explicit weight-decay loss and its BatchNorm (tf's defaults: momentum 0.01
+  in PyTorch's convention, eps 1e-3, ``RELEASED_BN``);
+- ``lab_hdml_<loss>`` / ``scratch_hdml_<loss>``: the released code's form
+  (hdml.form="official", block means) but with 20-step blocks instead of 64, no
+  weight-decay loss term and PyTorch's BatchNorm defaults (METHOD §1.9 says why).
 """
 from __future__ import annotations
 
@@ -22,6 +29,9 @@ OFFICIAL = {
     "sop": dict(lr=2e-5, wd_loss=9e-3, embedding=512, l2_reg=3e-3, beta=5e4, lr_gen=5e-4),
 }
 # --- HDC's released settings (METHOD §2: released solver and prototxt) -------------
+# --- the released HDML code's BatchNorm (tf.layers.batch_normalization defaults in lib/nn_Ops.py
+# bn_block): decay 0.99 = PyTorch momentum 1 - 0.99, epsilon 1e-3 (METHOD §1.9) ---------------
+RELEASED_BN = dict(momentum=0.01, eps=1e-3)
 HDC_RELEASED = {
     "cars196": dict(lr=1e-2, milestones=[10000], gamma=0.1, steps=20000, weights=[1.0, 2.0, 3.0]),
     "cub": dict(lr=1e-4, milestones=[], gamma=0.1, steps=60000, weights=[1.0, 1.0, 2.0]),
@@ -158,7 +168,8 @@ def paper(dataset: str, loss: str, method: str = "baseline") -> Config:
 
 def official(dataset: str, loss: str) -> Config:
     """The official HDML code's settings for ``dataset`` (METHOD §1.7 table): one Adam learning
-    rate for backbone and embedding (head_lr_mult 1; the paper's 10x is not in the code, METHOD §1.9)."""
+    rate for backbone and embedding (head_lr_mult 1; the paper's 10x is not in the code, METHOD §1.9),
+    and the release's BatchNorm in the embedding head and the generator (``RELEASED_BN``)."""
     o = OFFICIAL[dataset]
     cfg = paper(dataset, loss, "hdml")
     cfg.model.embedding_size = o["embedding"]
@@ -168,6 +179,7 @@ def official(dataset: str, loss: str) -> Config:
         cfg.optim.milestones, cfg.optim.gamma = [5632, 6848], 0.5
     cfg.hdml.form, cfg.hdml.j_avg_mode, cfg.hdml.block = "official", "block", 64
     cfg.hdml.lambda_, cfg.hdml.softmax_factor, cfg.hdml.s_lr = 0.5, 1e4, 1e-3
+    cfg.model.bn_momentum, cfg.model.bn_eps = RELEASED_BN["momentum"], RELEASED_BN["eps"]
     cfg.name = f"{dataset}_hdml_{loss}_official"
     cfg.train.out_dir = f"runs/{cfg.name}"
     return cfg

@@ -1,9 +1,11 @@
-"""Rewrite the README's generated blocks from the result files (the tests check them).
+"""Rewrite the generated blocks of the README and docs/ from the result files (the tests check them).
 
-    python scripts/readme_blocks.py          # rewrite README.md in place
+    python scripts/readme_blocks.py          # rewrite README.md, docs/STUDY.md, docs/CLI.md in place
     python scripts/readme_blocks.py --check  # exit 1 if a block differs from its files
 
-Each block sits between ``<!-- name: ... -->`` and ``<!-- /name -->``; ``BLOCKS`` computes its lines.
+Each block sits between ``<!-- name: ... -->`` and ``<!-- /name -->``; ``BLOCKS`` computes its lines,
+``DOCS`` lists the files that hold blocks (README.md: the headline findings; docs/STUDY.md: the
+findings, the weight-matched arm, the hypotheses; docs/CLI.md: the folder comparison).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from hdml_lite.study.tables import engagement_summary_line, findings_lines, hypo
 
 REPO = Path(__file__).resolve().parents[1]
 RES = REPO / "results"
+DOCS = ("README.md", "docs/STUDY.md", "docs/CLI.md")
 WEIGHT_ARMS = ("lab_hdml_npair", "lab_hdml_npair_nosoftmax", "lab_hdml_npair_nosoftmax_wmatch")
 
 
@@ -51,13 +54,15 @@ def render(text: str) -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    readme = REPO / "README.md"
-    old = readme.read_text()
-    new = render(old)
-    if "--check" in argv:
-        return int(new != old)
-    readme.write_text(new)
-    return 0
+    stale = 0
+    for rel in DOCS:
+        doc = REPO / rel
+        old = doc.read_text()
+        new = render(old)
+        stale += new != old
+        if "--check" not in argv and new != old:
+            doc.write_text(new)
+    return int(bool(stale) and "--check" in argv)
 
 
 if __name__ == "__main__":

@@ -323,7 +323,8 @@ def test_weights_source_and_sha256_are_recorded(offline_hub, tmp_path, monkeypat
     torch.save(tvm.googlenet(weights=None, aux_logits=True, init_weights=False).state_dict(), path)
     bb = build_backbone("googlenet", pretrained=True, weights_path=str(path))
     assert weights_record(bb) == {"backbone": "googlenet", "pretrained": True, "source": str(path),
-                                  "file": str(path), "sha256": sha256(path)}
+                                  "file": str(path), "sha256": sha256(path),
+                                  "tensors_loaded": sum(not k.startswith("aux") for k in torch.load(path))}
     # from torchvision's cache: the source is the URL, the sha256 that of the cached file
     cached = tmp_path / "torch" / "hub" / "checkpoints" / "googlenet-1378be20.pth"
     cached.parent.mkdir(parents=True)

@@ -36,7 +36,7 @@ def test_fast_and_budget_agreeing_is_fine(monkeypatch):
 
 def test_in_a_kernel_bars_end_on_their_final_line_and_a_bad_budget_is_one_line(monkeypatch):
     """In a real kernel (where tqdm.auto draws a widget, saved as "0%"), after text_progress_bars()
-    the trainer's bar is a text stream whose last line is the finished bar; and HDML_BUDGET=foo stops
+    with HDML_TEXT_BARS=1 the trainer's bar is a text stream whose last line is the finished bar; and HDML_BUDGET=foo stops
     the set-up cell with a one-line error, no traceback."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
@@ -45,6 +45,7 @@ def test_in_a_kernel_bars_end_on_their_final_line_and_a_bad_budget_is_one_line(m
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     monkeypatch.delenv("HDML_FAST", raising=False)
     monkeypatch.setenv("HDML_BUDGET", "foo")
+    monkeypatch.setenv("HDML_TEXT_BARS", "1")                 # opt-in: text bars for a headless, saved run
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "from hdml_lite.viz.notebook import pick_budget, text_progress_bars\n"
         "from hdml_lite.training import trainer\n"

@@ -1,7 +1,8 @@
 """The teaching notebooks and their solutions: committed clean, structured alike, executing top to bottom.
 
 Each notebook runs with nbclient in ``notebooks/`` in FAST mode (HDML_FAST=1, tiny data,
-few steps), with MPLBACKEND=Agg and its runs written to a temporary HDML_RUNS, and must
+few steps; the notebooks load the pinned runs, hdml_lite/pinned, and train nothing), with
+MPLBACKEND=Agg and any run written to a temporary HDML_RUNS, and must
 not write into the repository: nothing may change under notebooks/ or runs/notebooks/
 (the default run folder; the glyph cache under data/ is the library's, and any test may
 create it). The notebooks run in order and share that HDML_RUNS, so later notebooks
@@ -136,9 +137,17 @@ DURATIONS: dict = {}
 
 @pytest.mark.parametrize("name", EXPECTED)
 def test_executes_in_fast_mode(name, runs_dir, monkeypatch):
-    _execute(NB_DIR, name, runs_dir, monkeypatch)
-    if name >= "02":                      # the notebooks that train: their runs went to HDML_RUNS
-        assert any((runs_dir / "notebooks" / "fast").iterdir())
+    """The notebooks load the pinned runs (hdml_lite/pinned): they train nothing, and the numbers of
+    runs and maps their markdown and printouts state are those they make (tests/test_notebook_prose.py)."""
+    from hdml_lite.pinned import pinned_keys
+    from test_notebook_prose import count_mismatches
+
+    nb = _execute(NB_DIR, name, runs_dir, monkeypatch)
+    if pinned_keys():                     # the pinned set is there: nothing is trained
+        trained = sorted(p.name for p in (runs_dir / "notebooks").glob("*/*")) if (runs_dir / "notebooks").is_dir() else []
+        assert not trained, f"{name} trained {trained} instead of loading the pinned runs"
+    bad = count_mismatches(nb)
+    assert not bad, f"{name}: " + "; ".join(bad)
 
 
 @pytest.mark.parametrize("name", SOLUTIONS)
@@ -147,13 +156,14 @@ def test_solutions_execute_in_fast_mode(name, runs_dir, monkeypatch):
     _execute(SOL_DIR, name, runs_dir, monkeypatch)
 
 
-def _execute(folder: Path, name: str, runs_dir: Path, monkeypatch) -> None:
+def _execute(folder: Path, name: str, runs_dir: Path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("HDML_FAST", "1")
     monkeypatch.delenv("HDML_BUDGET", raising=False)      # HDML_FAST=1 with another budget is an error
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("HDML_RUNS", str(runs_dir))
+    monkeypatch.delenv("HDML_TRAIN", raising=False)       # the default: load the pinned runs
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     from jupyter_client.manager import KernelManager
 
@@ -180,6 +190,7 @@ def _execute(folder: Path, name: str, runs_dir: Path, monkeypatch) -> None:
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     assert not changed, f"{name} wrote into the repository: {changed[:10]}"
     print(f"{name}: {DURATIONS[name]:.1f} s (total so far {sum(DURATIONS.values()):.1f} s)")
+    return nb
 
 
 # ------------------------------------------------------------------ prose against the presets it runs

@@ -38,13 +38,41 @@ def relabel(labels) -> tuple[np.ndarray, np.ndarray]:
 WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")   # PIL's 16/32-bit integer grey modes
 
 
+LIGHT_INK = 127.5   # ink (the opaque pixels) brighter than this goes onto black, else onto white
+
+
+def flatten_alpha(im: Image.Image) -> Image.Image:
+    """An image with transparency (RGBA, LA, a palette with a transparent colour) composited onto
+    a plain background, as an "RGB" image; any other image unchanged.
+
+    PIL's ``convert("L")`` / ``convert("RGB")`` drops the alpha channel and keeps the colour that
+    transparent pixels happen to hold, usually black: dark ink on a transparent background then
+    reads as an all-black image. The background is white, or black when the ink itself is light
+    (its alpha-weighted mean brightness above ``LIGHT_INK``), so the ink always stays visible:
+    out = alpha * colour + (1 - alpha) * background.
+    """
+    if not (im.mode in ("RGBA", "LA", "La", "RGBa", "PA") or "transparency" in im.info):
+        return im
+    a = np.asarray(im.convert("RGBA"), dtype=np.float64)
+    alpha, colour = a[..., 3:] / 255.0, a[..., :3]
+    if float(alpha.min()) >= 1.0:          # an alpha channel that hides nothing
+        return Image.fromarray(colour.astype(np.uint8), "RGB")
+    weight = float(alpha.sum())
+    ink = float((colour.mean(axis=2, keepdims=True) * alpha).sum() / weight) if weight else 0.0
+    background = 0.0 if ink > LIGHT_INK else 255.0
+    out = alpha * colour + (1.0 - alpha) * background
+    return Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8), "RGB")
+
+
 def to_mode(im: Image.Image, mode: str) -> Image.Image:
     """``im.convert(mode)`` ("L" or "RGB"), with 16-bit grey images scaled by their true range
-    (0..65535 -> 0..255; PIL's own conversion clips them, so they read as almost white)."""
+    (0..65535 -> 0..255; PIL's own conversion clips them, so they read as almost white) and
+    transparent images composited onto a background first (``flatten_alpha``). Every decoder
+    (the dataset, the uint8 cache, the pre-flight report) goes through here."""
     if im.mode in WIDE_MODES:
         a = np.asarray(im, dtype=np.float64) * (255.0 / 65535.0)
         im = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
-    return im.convert(mode)
+    return flatten_alpha(im).convert(mode)
 
 
 def invert_image(im: Image.Image) -> Image.Image:

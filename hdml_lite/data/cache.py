@@ -27,7 +27,8 @@ from tqdm.auto import tqdm
 from .base import CorruptImageError, to_mode
 from .transforms import resize_image
 
-VERSION = 2          # 2: 16-bit images scaled by their true range (a cache built before holds clipped images)
+VERSION = 3          # 2: 16-bit images scaled by their true range (a cache built before holds clipped images);
+                     # 3: transparent images composited onto a background (before: often all black)
 IMAGES, MANIFEST = "images.npy", "manifest.json"
 
 

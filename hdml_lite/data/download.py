@@ -3,6 +3,8 @@
     download(url, dest, md5)       -> dest        resumes ``dest.part`` with an HTTP Range request
     safe_extract(archive, dest)    -> dest        refuses members that would land outside ``dest``
     download_dataset(name, root)   -> root/name/  download + verify + extract, skipping finished files
+    dataset_info(name)             -> DatasetInfo an unknown name raises ValueError (before any folder is made)
+    listing()                      -> lines       every data set's files, sizes, md5 and URL (``download --list``)
 
 Nothing half-done is ever left under a final name: downloads go to ``<file>.part`` and are
 renamed only after the md5 check; archives are extracted into a temporary folder next to
@@ -311,8 +313,9 @@ def safe_extract(archive, dest) -> Path:
 class RemoteFile:
     name: str                 # file name inside root/<dataset>/
     md5: str
-    url: str | None = None    # None: no working public source, the user fetches it by hand
+    url: str | None = None    # None: no public source known to work, the user fetches it by hand
     extract: bool = True      # an archive to unpack into root/<dataset>/
+    size: int | None = None   # bytes, where known (``download --list``)
 
 
 @dataclass(frozen=True)
@@ -324,10 +327,13 @@ class DatasetInfo:
     note: str = ""            # why a manual download is needed, if it is
 
 
+# Sources (docs/METHOD.md §3): CUB from its CaltechDATA record, the address public set-up scripts use
+# (the old vision.caltech.edu/visipedia-data path is gone); Cars196 and SOP have no host known to
+# work: their files are listed with md5 and fetched by hand; Omniglot from the authors' repository.
 DATASETS: dict[str, DatasetInfo] = {
     "cub": DatasetInfo("cub", "CUB-200-2011", (
         RemoteFile("CUB_200_2011.tgz", "97eceeb196236b17998738112f37df78",
-                   "https://data.caltech.edu/records/65de6-vthkz/files/CUB_200_2011.tgz"),),
+                   "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz", size=1150585339),),
         homepage="https://www.vision.caltech.edu/datasets/cub_200_2011/"),
     "cars196": DatasetInfo("cars196", "Cars196 (Stanford Cars)", (
         RemoteFile("car_ims.tgz", "d5c8f0aa497503f355e17dc7886c3f14"),
@@ -335,9 +341,12 @@ DATASETS: dict[str, DatasetInfo] = {
         homepage="https://ai.stanford.edu/~jkrause/cars/car_dataset.html",
         note="its original host is gone and torchvision's StanfordCars(download=True) raises"),
     "sop": DatasetInfo("sop", "Stanford Online Products", (
-        RemoteFile("Stanford_Online_Products.zip", "7f73d41a2f44250d4779881525aea32e",
-                   "ftp://cs.stanford.edu/cs/cvgl/Stanford_Online_Products.zip"),),
-        homepage="https://cvgl.stanford.edu/projects/lifted_struct/"),
+        RemoteFile("Stanford_Online_Products.zip", "7f73d41a2f44250d4779881525aea32e"),),
+        homepage="https://cvgl.stanford.edu/projects/lifted_struct/",
+        note="its ftp address (ftp://cs.stanford.edu/cs/cvgl/) is no longer the one public set-up scripts "
+             "use; get the zip through the project page https://cvgl.stanford.edu/projects/lifted_struct/ "
+             "(pytorch-metric-learning and open-metric-learning fetch a copy from Google Drive, file id "
+             "1TclrpQOF_ullUP99wk_gjGN8pKvtErG8; any copy with the md5 below will do)"),
     "omniglot": DatasetInfo("omniglot", "Omniglot", tuple(
         RemoteFile(f"{part}.zip", md5,
                    f"https://raw.githubusercontent.com/brendenlake/omniglot/master/python/{part}.zip")
@@ -347,10 +356,37 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
-def _info(name: str) -> DatasetInfo:
+def dataset_info(name: str) -> DatasetInfo:
+    """The registry entry of ``name``; an unknown name raises ValueError (one line) naming the valid
+    ones. Call it before touching the file system: a mistyped name must not create folders."""
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; downloadable datasets: {', '.join(DATASETS)}")
+        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)} "
+                         f"(`python -m hdml_lite download --list` shows their files)")
     return DATASETS[name]
+
+
+_info = dataset_info
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "size unknown"
+    return f"{n:,} bytes ({n / 2**30:.2f} GiB)" if n >= 2**30 else f"{n:,} bytes ({n / 2**20:.1f} MiB)"
+
+
+def listing() -> list[str]:
+    """Every data set's files with size (where known), md5 and URL, fetching nothing
+    (``python -m hdml_lite download --list``)."""
+    lines = []
+    for info in DATASETS.values():
+        how = "fetched by hand" if any(f.url is None for f in info.files) else "downloadable"
+        lines.append(f"{info.name}: {info.title} ({how}; homepage {info.homepage})")
+        for f in info.files:
+            lines.append(f"    {f.name:<30} {_size(f.size):<30} md5 {f.md5}")
+            lines.append(f"        url {f.url or f'none (fetch it by hand into <root>/{info.name}/)'}")
+        if info.note:
+            lines.append(f"    by hand: {info.note}")
+    return lines
 
 
 def manual_instructions(name: str, root) -> str:
@@ -364,6 +400,9 @@ def manual_instructions(name: str, root) -> str:
         lines.append(f"torchvision's layout is accepted too: {target}/stanford_cars/ with cars_train/, "
                      "cars_test/, devkit/cars_meta.mat, devkit/cars_train_annos.mat and "
                      "cars_test_annos_withlabels.mat (as torchvision.datasets.StanfordCars expects).")
+    if name == "sop":
+        lines.append(f"An unpacked copy is accepted too: {target}/Stanford_Online_Products/ with Ebay_train.txt "
+                     "and Ebay_test.txt.")
     return "\n".join(lines)
 
 
@@ -372,18 +411,23 @@ def _already_there(name: str, target: Path) -> bool:
     if name == "cars196":
         return (target / "stanford_cars" / "devkit").is_dir() or \
             ((target / "car_ims").is_dir() and (target / "cars_annos.mat").is_file())
+    if name == "sop":
+        return (target / "Stanford_Online_Products" / "Ebay_train.txt").is_file()
     return False
 
 
-def download_dataset(name: str, root, progress: bool = True, keep_archives: bool = False) -> Path:
+def download_dataset(name: str, root, progress: bool = True, keep_archives: bool = False,
+                     info: DatasetInfo | None = None) -> Path:
     """Download, verify and extract dataset ``name`` into ``root/<name>/``; return that folder.
 
     A file is skipped once its marker ``.<file>.ok`` exists (written after a successful
     md5 check and extraction). Downloaded archives are deleted after extraction unless
     ``keep_archives``; files placed by hand are never deleted. Datasets without a public
-    source (cars196) raise ``ManualDownloadError`` until their files are in place.
+    source (cars196, sop) raise ``ManualDownloadError`` until their files are in place.
+    info: another source for ``name`` (default: the registry's; the paper-protocol notebook's
+    smoke mode passes a tiny local archive in CUB's layout, ``hdml_lite.data.tiny``).
     """
-    info = _info(name)
+    info = dataset_info(name) if info is None else info
     target = Path(root) / name
     target.mkdir(parents=True, exist_ok=True)
     if any(f.url is None for f in info.files) and _already_there(name, target):

@@ -67,6 +67,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..file_mode import new_file_mode
 from .base import ArrayDataset
 
 GLYPHS_VERSION = 2          # bump when the candidates, the rule, the split or the rendering change
@@ -491,7 +492,7 @@ def _load_or_generate(root, per_class: int, size: int, which: str = "lab"
         with os.fdopen(fd, "wb") as fh:
             np.savez_compressed(fh, images=images, labels=labels, class_names=np.array(names),
                                 hash=np.array(want))
-        os.chmod(tmp, 0o644)                    # mkstemp makes it private
+        os.chmod(tmp, new_file_mode())          # mkstemp makes it private; the umask decides (file_mode.py)
         os.replace(tmp, path)                   # atomic: readers never see a partial file
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -10,6 +10,8 @@
 - ``split_report(splits)``: plain lines for the user, per split: images skipped, and
   classes with a single image, named by their class folder (the sampler cannot draw a
   positive pair from them; in a test split they are left out as retrieval queries).
+- ``flat_report(splits)``: a warning per split naming the classes whose images (a sample of
+  each class, decoded as the training reads them) are one flat colour: every pixel equal.
 """
 from __future__ import annotations
 
@@ -87,6 +89,63 @@ def single_image_classes(ds) -> list[str]:
     """Names (class folders) of the classes of ``ds`` with exactly one image."""
     counts = np.bincount(np.asarray(ds.labels, dtype=np.int64), minlength=len(ds.class_names))
     return [str(ds.class_names[c]) for c in np.flatnonzero(counts == 1)]
+
+
+FLAT_PER_CLASS = 2       # images decoded per class for the flat-image check
+FLAT_BUDGET = 300        # at most this many images decoded per split (classes spread over the split)
+
+
+def _pixels(ds, i: int) -> np.ndarray | None:
+    """Image ``i`` of ``ds`` as the training reads it (decoded, alpha composited), or None if unreadable."""
+    try:
+        if hasattr(ds, "load_image"):
+            return np.asarray(ds.load_image(i))
+        return ds.images[i].numpy()
+    except Exception:
+        return None
+
+
+def flat_classes(ds, per_class: int = FLAT_PER_CLASS, budget: int = FLAT_BUDGET) -> tuple[list[str], int, str]:
+    """(names of the classes whose sampled images are all one flat colour (every pixel equal),
+    classes checked, an example "file: value"). The first and last image of each class are
+    decoded, for up to ``budget // per_class`` classes spread over the split."""
+    labels = np.asarray(ds.labels, dtype=np.int64)
+    present = np.unique(labels)
+    if not len(present):
+        return [], 0, ""
+    n = max(1, budget // per_class)
+    if len(present) > n:
+        present = present[np.linspace(0, len(present) - 1, n).round().astype(int)]
+    flat, example = [], ""
+    for c in present:
+        idx = np.flatnonzero(labels == c)
+        picks = sorted({int(idx[0]), int(idx[-1])})[:per_class]
+        values = []
+        for i in picks:
+            a = _pixels(ds, i)
+            if a is None or a.size == 0 or a.min() != a.max():
+                values = []
+                break
+            values.append((i, int(a.flat[0])))
+        if values:
+            flat.append(str(ds.class_names[c]))
+            if not example:
+                i, v = values[0]
+                where = os.path.basename(ds.paths[i]) if hasattr(ds, "paths") else f"image {i}"
+                example = f"{where}: every pixel {v}"
+    return flat, len(present), example
+
+
+def flat_report(splits: dict) -> list[str]:
+    """{split name: dataset} -> one warning line per split with classes of flat (constant) images."""
+    lines = []
+    for name, ds in splits.items():
+        flat, checked, example = flat_classes(ds)
+        if flat:
+            lines.append(f"warning: {name} split: the images of {len(flat)} of {checked} class(es) checked are one "
+                         f"flat colour (e.g. {example}), nothing to learn from: {_names(flat)}; are they blank, or "
+                         f"drawn on a transparent background that reads as one colour?")
+    return lines
 
 
 def _names(names: list[str], n: int = 5) -> str:

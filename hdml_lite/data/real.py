@@ -8,6 +8,9 @@ Zero-shot splits: train and test classes are disjoint. With the full datasets:
     omniglot  images_background (964 characters) train, images_evaluation (659) test
     folder    one sub-folder per class: first half train, second half test, or a split file
 
+Folders are scanned without hidden files and folders (``.DS_Store``, ``._<name>``) and without the
+``__MACOSX/`` folder that macOS adds to the zips it makes.
+
 For CUB and Cars the split is "first half of the class ids / second half", so a smaller
 copy in the same layout splits the same way. Paths are absolute; labels are 0..C-1
 within each split and index ``class_names``. ``root`` may be the dataset's own folder,
@@ -16,6 +19,7 @@ the data in ``root/<name>/``).
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -50,8 +54,8 @@ class DatasetFormatError(DatasetError, ValueError):
 # ----------------------------------------------------------------------------- helpers
 
 def _how_to_get(name: str, root) -> str:
-    if name == "cars196":
-        return manual_instructions("cars196", root)
+    if name in ("cars196", "sop"):          # no public host known to work: the files, md5 and folder
+        return manual_instructions(name, root)
     return (f"Download it with `python -m hdml_lite download {name}` (from Python: "
             f"hdml_lite.data.download.download_dataset({name!r}, {str(root)!r}), which puts it in "
             f"{Path(root) / name}/, where this reader looks too).")
@@ -71,6 +75,22 @@ def _locate(name: str, root, folder: str, index: str) -> Path:
                                f"{', '.join(str(c) for c in candidates)}).\n{_how_to_get(name, root)}")
 
 
+def _text_lines(path: Path, what: str = "index file") -> list[str]:
+    """The lines of a text file read as UTF-8 (a UTF-8 byte-order mark is dropped); a file in another
+    encoding raises ``DatasetFormatError`` naming the file, the line and the encoding expected."""
+    data = path.read_bytes()
+    try:
+        return io.StringIO(data.decode("utf-8-sig"), newline=None).read().split("\n")   # as open() reads lines
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        looks = (" (it starts with a UTF-16 byte-order mark: saved as UTF-16, Windows' \"Unicode\")"
+                 if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "")
+        raise DatasetFormatError(
+            f"{what} {path} is not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line} cannot be decoded"
+            f"{looks}; save it as UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8 old.txt > {path.name}`, or \"UTF-8\" in "
+            f"the editor's save dialog)") from None
+
+
 def _table(path: Path, fmt: str, ints: tuple[int, ...] = (), header: bool = False) -> list[tuple[int, list]]:
     """Rows ``(line number, fields)`` of a space-separated index file whose lines read ``fmt``
     (e.g. "<image_id> <path>"); the last field may contain spaces. ``header``: the first
@@ -79,27 +99,26 @@ def _table(path: Path, fmt: str, ints: tuple[int, ...] = (), header: bool = Fals
         raise MissingIndexFileError(f"required index file missing: {path}")
     names = fmt.split()
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            if header:
-                if line.split() != names:
-                    raise DatasetFormatError(f"{path}, line {lineno}: expected the header {fmt!r}, got {line!r}")
-                header = False
-                continue
-            parts = line.split(maxsplit=len(names) - 1)
-            if len(parts) != len(names):
-                raise DatasetFormatError(f"{path}, line {lineno}: expected {len(names)} space-separated "
-                                         f"fields {fmt!r}, got {line!r}")
-            for i in ints:
-                try:
-                    parts[i] = int(parts[i])
-                except ValueError:
-                    raise DatasetFormatError(f"{path}, line {lineno}: {names[i].strip('<>')} must be an integer "
-                                             f"(line format {fmt!r}), got {parts[i]!r}") from None
-            rows.append((lineno, parts))
+    for lineno, line in enumerate(_text_lines(path), 1):
+        line = line.strip()
+        if not line:
+            continue
+        if header:
+            if line.split() != names:
+                raise DatasetFormatError(f"{path}, line {lineno}: expected the header {fmt!r}, got {line!r}")
+            header = False
+            continue
+        parts = line.split(maxsplit=len(names) - 1)
+        if len(parts) != len(names):
+            raise DatasetFormatError(f"{path}, line {lineno}: expected {len(names)} space-separated "
+                                     f"fields {fmt!r}, got {line!r}")
+        for i in ints:
+            try:
+                parts[i] = int(parts[i])
+            except ValueError:
+                raise DatasetFormatError(f"{path}, line {lineno}: {names[i].strip('<>')} must be an integer "
+                                         f"(line format {fmt!r}), got {parts[i]!r}") from None
+        rows.append((lineno, parts))
     return rows
 
 
@@ -121,8 +140,19 @@ def _split_by_class(paths: list[str], classes: list[int], class_names: list[str]
     return train, test
 
 
+# what macOS adds to a folder it zips: "__MACOSX/" (with "._<name>" resource forks of every file, which
+# carry the image's extension but are no image) and ".DS_Store"; hidden files and folders are skipped too
+IGNORED_FOLDERS = ("__MACOSX",)
+
+
+def _ignored_file(p: Path) -> bool:
+    """Hidden files: ``.DS_Store``, macOS's ``._<name>`` resource forks, editors' ``.<name>.swp``."""
+    return p.name.startswith(".")
+
+
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not _ignored_file(p))
 
 
 def _too_high(folder: Path, who: str = "it") -> str:
@@ -145,8 +175,8 @@ CACHE_FOLDER = "hdml_cache"       # data.cache=auto's folder inside the dataset 
 
 
 def _subfolders(folder: Path) -> list[Path]:
-    return sorted((d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name != CACHE_FOLDER),
-                  key=lambda d: d.name)
+    return sorted((d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")
+                   and d.name != CACHE_FOLDER and d.name not in IGNORED_FOLDERS), key=lambda d: d.name)
 
 
 # ----------------------------------------------------------------------------- CUB-200-2011
@@ -350,20 +380,19 @@ def _read_split_file(split_file, root: Path, folders: dict[str, Path]) -> dict[s
     if not path.is_file():
         raise MissingIndexFileError(f"split file missing: {path}")
     assign = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            parts = line.rsplit(maxsplit=1)
-            if len(parts) != 2 or parts[1] not in ("train", "test"):
-                raise DatasetFormatError(f"{path}, line {lineno}: expected '<class_folder_name> train|test', got {line!r}")
-            name, which = parts
-            if name not in folders:
-                raise DatasetFormatError(f"{path}, line {lineno}: class folder {name!r} not found in {root}")
-            if name in assign:
-                raise DatasetFormatError(f"{path}, line {lineno}: class folder {name!r} is listed twice")
-            assign[name] = which
+    for lineno, line in enumerate(_text_lines(path, "split file (data.split_file)"), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.rsplit(maxsplit=1)
+        if len(parts) != 2 or parts[1] not in ("train", "test"):
+            raise DatasetFormatError(f"{path}, line {lineno}: expected '<class_folder_name> train|test', got {line!r}")
+        name, which = parts
+        if name not in folders:
+            raise DatasetFormatError(f"{path}, line {lineno}: class folder {name!r} not found in {root}")
+        if name in assign:
+            raise DatasetFormatError(f"{path}, line {lineno}: class folder {name!r} is listed twice")
+        assign[name] = which
     return assign
 
 

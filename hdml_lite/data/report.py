@@ -13,7 +13,9 @@ For a dataset of image files (not the embedded glyphs) the report states:
   file whose three channels are equal is grey) with the ``data.channels`` that will be used;
 - ink polarity: the median brightness of the image border against the centre, over a sample,
   compared with the pretrained small CNN's start (the glyphs: light ink on a dark background),
-  with the ``data.invert`` that will be used.
+  with the ``data.invert`` that will be used (images with transparency are composited onto a
+  background first: data/base.py ``flatten_alpha``);
+- a warning naming the classes whose images are one flat colour (every pixel equal).
 
 Auto settings (``resolve_data``): ``data.channels=0`` reads a dataset whose images are all grey
 as grey (1), else the dataset's default; ``data.invert=auto`` inverts only for the pretrained
@@ -36,7 +38,7 @@ from PIL import Image
 
 from . import read_channels, read_splits, config_channels
 from .base import to_mode
-from .preflight import header_info, split_report
+from .preflight import flat_report, header_info, split_report
 from .samplers import WHAT, batch_problem
 
 GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
@@ -191,16 +193,41 @@ def _classes(cfg, n_train: int, n_val: int, n_test: int) -> str:
     return text
 
 
+def _unreadable(name: str, ds) -> str:
+    """A split left with no image: every file unreadable and skipped (data.skip_corrupt=true), or ""."""
+    if len(ds) or not getattr(ds, "skipped", None):
+        return ""
+    skipped = list(ds.skipped)
+    shown = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+    return (f"none of the {len(skipped)} images of the {name} split could be read (data.skip_corrupt=true skipped "
+            f"every one: {shown}): are they image files? set data.skip_corrupt=false to see why the first "
+            f"cannot be read")
+
+
 def _batch(cfg, train_ds, n_val: int, n_test: int) -> str:
     d = cfg.data
     min_images = 2
     problem = batch_problem(d.sampler, train_ds.labels, d.batch_classes, min_images)
-    if not problem or d.sampler == "triplet" or d.batch_classes < 2:
+    if not problem:
+        return problem
+    if _unreadable("train", train_ds):   # said on its own (preflight): no batch advice fits
+        return ""
+    if 0 < d.max_per_class < min_images and d.batch_classes >= 1:
+        return (f"data.max_per_class={d.max_per_class}: metric learning needs at least {min_images} images per "
+                f"class (an anchor and its positive), but data.max_per_class keeps {d.max_per_class} of each "
+                f"class; set data.max_per_class=0 (all images) or {min_images} or more")
+    if d.sampler == "triplet" or d.batch_classes < 2:
         return problem
     counts = np.bincount(np.asarray(train_ds.labels, dtype=np.int64))
     eligible = int((counts >= min_images).sum())
     n_train = train_ds.num_classes
     few = f", {n_train - eligible} of them with fewer than {min_images} images" if eligible < n_train else ""
+    if eligible < 2:                     # lowering data.batch_classes cannot help
+        return (f"the {WHAT.get(d.sampler, d.sampler)} needs at least 2 training classes with >= {min_images} "
+                f"images (an anchor and its positive, negatives from another class), but there are {eligible}: "
+                f"{_classes(cfg, n_train, n_val, n_test)}{few}; metric learning needs at least {min_images} "
+                f"images per class: add images to the class folders"
+                + (", or put more classes in training (data.split_file)" if d.dataset == "folder" else ""))
     fixes = [f"lower data.batch_classes to {eligible} or less"]
     if n_val:
         fixes.append(f"lower data.val_classes (0 trains on all {n_train + n_val})")
@@ -290,10 +317,13 @@ def preflight(cfg, look: ImageLook | None, train_ds, eval_sets: dict) -> tuple[l
                   f" (data.channels={d.channels}, {how}); the model takes {chan} channel(s)",
                   _ink_line(cfg, look)]
     lines += split_report({"train": train_ds, **eval_sets})
+    if look is not None:                 # image files: classes whose images are one flat colour
+        lines += flat_report({"train": train_ds, **eval_sets})
     reminder = lab_reminder(cfg)
     if reminder:
         lines.append(reminder)
-    problems = [p for p in (_batch(cfg, train_ds, n_val, n_test), _channel_problem(cfg, look)) if p]
+    unread = [_unreadable(name, ds) for name, ds in (("train", train_ds), *eval_sets.items())]
+    problems = [p for p in (*unread, _batch(cfg, train_ds, n_val, n_test), _channel_problem(cfg, look)) if p]
     return lines, problems
 
 

@@ -47,6 +47,10 @@ def batch_problem(kind: str, labels, batch_classes: int, min_images: int = 2) ->
     if batch_classes < 2:
         return (f"data.batch_classes={batch_classes}: a batch of 1 class ({what}) has no negatives, so the loss "
                 f"trains on nothing; expected data.batch_classes >= 2")
+    if batch_classes > eligible and eligible < 2:    # no batch size helps: say what the data lacks
+        return (f"the {what} needs at least 2 training classes with >= {min_images} images (an anchor and its "
+                f"positive, negatives from another class), but {eligible} of the {len(classes)} training classes "
+                f"have >= {min_images} images: metric learning needs at least {min_images} images per class")
     if batch_classes > eligible:
         return (f"the {what} asks for {batch_classes} classes per batch (data.batch_classes) but only {eligible} "
                 f"training classes have >= {min_images} images; lower data.batch_classes")

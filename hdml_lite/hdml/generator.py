@@ -17,13 +17,16 @@ class Generator(nn.Module):
     """Linear(E -> hidden) -> ReLU -> BatchNorm1d -> Linear(hidden -> F), the official order.
 
     z (B, embedding_size) -> y (B, feature_dim). Paper: hidden 512, feature_dim 1024.
+    bn_momentum, bn_eps: its BatchNorm's (``model.bn_momentum`` / ``model.bn_eps``; the released
+    code builds it with tf's defaults, momentum 0.01 in PyTorch's convention and eps 1e-3, METHOD §1.9).
     """
 
-    def __init__(self, embedding_size: int, feature_dim: int, hidden: int = 512):
+    def __init__(self, embedding_size: int, feature_dim: int, hidden: int = 512, bn_momentum: float = 0.1,
+                 bn_eps: float = 1e-5):
         super().__init__()
         self.fc1 = nn.Linear(embedding_size, hidden)
         self.relu = nn.ReLU()
-        self.bn = nn.BatchNorm1d(hidden)
+        self.bn = nn.BatchNorm1d(hidden, eps=bn_eps, momentum=bn_momentum)
         self.fc2 = nn.Linear(hidden, feature_dim)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

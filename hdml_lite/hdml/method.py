@@ -73,7 +73,8 @@ class HDMLMethod(Method):
                              "without a loss; keep at least one")
         self.model = build_metric_model(cfg.model, in_channels).to(device)
         F_dim, E = self.model.feature_dim, cfg.model.embedding_size
-        self.generator = Generator(E, F_dim, hidden=h.gen_hidden).to(device)
+        self.generator = Generator(E, F_dim, hidden=h.gen_hidden, bn_momentum=cfg.model.bn_momentum,
+                                   bn_eps=cfg.model.bn_eps).to(device)   # METHOD §1.9
         self.classifier = SoftmaxHead(F_dim, num_classes).to(device)
         self.modules = {"model": self.model, "generator": self.generator, "softmax": self.classifier}
         self.optimizers = {

@@ -7,14 +7,18 @@
   can be had, ``model.pretrained=true`` fails with one line (``PretrainedWeightsError``)
   saying what could not be fetched and where to put the file: a run never silently
   trains from random weights. ``model.pretrained=false`` starts from scratch on purpose.
+  A weights file is loaded strictly (lab_weights.load_strict) after unwrapping the usual
+  wrappers (``{"state_dict": ...}``, ``{"model": ...}``, ``module.`` prefixes); only the
+  ImageNet classifier ``fc`` (``HEAD_KEYS``, dropped anyway) may be absent. A file that does
+  not fit fails with one line naming its missing and unexpected keys.
 - ``resnet18`` / ``resnet50``: torchvision ResNets, y is the pooled feature.
 - ``small_cnn``: a four-stage CNN that trains in minutes on a CPU, for the
   embedded glyph dataset.
 
 Every backbone exposes ``feature_dim`` and ``stages()``: the list of its
 intermediate blocks, which HDC taps for its cascade of heads, and ``weights_info``:
-where its starting weights came from (``source``, ``sha256`` of the file, or random
-initialisation), which the trainer records in the checkpoint and metrics.json
+where its starting weights came from (``source``, ``sha256`` of the file and
+``tensors_loaded``, or random initialisation), which the trainer records in the checkpoint and metrics.json
 (``weights_record``).
 """
 from __future__ import annotations
@@ -27,9 +31,13 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from .lab_weights import PretrainedWeightsError, sha256
+from .lab_weights import PretrainedWeightsError, load_strict, sha256, unwrap_state_dict
 
 BACKBONES = ("small_cnn", "googlenet", "resnet18", "resnet50")
+# the ImageNet classifier, which the trunk drops (fc -> Identity): a file without it still fits
+HEAD_KEYS = ("fc.weight", "fc.bias")
+# GoogLeNet's auxiliary classifiers: not part of the trunk (built with aux_logits=False), kept for HDC
+AUX_PREFIXES = ("aux1.", "aux2.")
 
 
 class SmallCNN(nn.Module):
@@ -98,7 +106,7 @@ class TorchvisionTrunk(nn.Module):
         if pretrained:
             loaded, self.weights_info = _load_imagenet(net, name, weight_enums[name], weights_path)
             self.pretrained_loaded = True
-            self.aux_state = {k: v for k, v in loaded.items() if k.startswith(("aux1.", "aux2."))}
+            self.aux_state = {k: v for k, v in loaded.items() if k.startswith(AUX_PREFIXES)}
         if name == "googlenet":
             # torchvision switches transform_input on when it loads GoogLeNet's ImageNet weights
             # (googlenet(weights=...)): keep its input scale; without those weights, no rescaling.
@@ -168,14 +176,13 @@ def _load_imagenet(net: nn.Module, name: str, weights_enum, weights_path: str) -
                 f"model.weights_path=/path/to/{fname} (or $HDML_WEIGHTS), or set model.pretrained=false "
                 f"to train from scratch on purpose") from None
         source = url
-    try:
-        net.load_state_dict({k: v for k, v in state.items() if not k.startswith("aux")}, strict=False)
-    except Exception as exc:
-        raise PretrainedWeightsError(
-            f"the ImageNet weights in {file} do not fit torchvision's {name} "
-            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); expected {fname} from {url}") from None
+    state = unwrap_state_dict(state)   # {"state_dict": ...}, {"model": ...}, "module." prefixes
+    trunk = {k: v for k, v in state.items() if not k.startswith(AUX_PREFIXES)}   # aux heads: kept aside
+    loaded = load_strict(net, trunk, file, f"torchvision's {name}", allowed_missing=HEAD_KEYS,
+                         expected=f"{fname} from {url}")
     digest = sha256(file) if os.path.isfile(file) else None
-    return state, {"backbone": name, "pretrained": True, "source": source, "file": file, "sha256": digest}
+    return state, {"backbone": name, "pretrained": True, "source": source, "file": file, "sha256": digest,
+                   "tensors_loaded": loaded}
 
 
 def weights_record(modules) -> dict | None:

@@ -31,6 +31,64 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net", "module")   # {"state_dict": {...}} and the like
+PREFIXES = ("module.", "model.")   # nn.DataParallel / DistributedDataParallel, a wrapping "model" attribute
+
+
+def unwrap_state_dict(state) -> dict:
+    """The tensors of a weights file, unwrapped: ``{"state_dict": sd}``, ``{"model": sd}`` (also
+    nested, e.g. a training checkpoint holding an optimizer too) -> sd; ``module.`` prefixes
+    (nn.DataParallel) and a ``model.`` prefix common to every key -> removed. A file that is not a
+    dict of tensors gives ``{}`` (every key then reads as missing)."""
+    for _ in range(4):
+        if not isinstance(state, dict):
+            return {}
+        if state and all(isinstance(v, torch.Tensor) for v in state.values()):
+            break
+        inner = next((state[k] for k in WRAPPER_KEYS if isinstance(state.get(k), dict)), None)
+        if inner is None:   # a dict of tensors and other things (an epoch number, ...): keep the tensors
+            return {k: v for k, v in state.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+        state = inner
+    state = {k: v for k, v in state.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    for prefix in PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def _first(keys, n: int = 3) -> str:
+    keys = list(keys)   # in the model's (or the file's) order
+    return ", ".join(keys[:n]) + (", ..." if len(keys) > n else "")
+
+
+def load_strict(net: nn.Module, state: dict, file, what: str, allowed_missing=(), expected: str = "") -> int:
+    """Load ``state`` (already unwrapped) into ``net`` strictly; return how many tensors were loaded.
+
+    ``allowed_missing``: keys ``net`` may keep at their initial values (a classifier head the kit
+    drops anyway). Missing or unexpected keys otherwise raise ``PretrainedWeightsError`` with one
+    line naming the file, how many keys are missing / unexpected, and the first few of each:
+    a file that does not fit never starts a run from random weights recorded as pretrained.
+    """
+    want = net.state_dict()
+    missing = [k for k in want if k not in state and k not in allowed_missing
+               and not k.endswith(".num_batches_tracked")]   # BatchNorm fills in a missing counter itself
+    unexpected = [k for k in state if k not in want]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(want[k].shape)}" for k in want
+              if k in state and tuple(state[k].shape) != tuple(want[k].shape)]
+    if missing or unexpected or shapes:
+        parts = [f"{len(missing)} missing keys" + (f" ({_first(missing)})" if missing else ""),
+                 f"{len(unexpected)} unexpected keys" + (f" ({_first(unexpected)})" if unexpected else "")]
+        if shapes:
+            parts.append(f"{len(shapes)} of other shapes ({_first(shapes, 2)})")
+        raise PretrainedWeightsError(
+            f"weights file {str(file)!r} does not fit {what}: {', '.join(parts)}"
+            + (f"; expected {expected}" if expected else "")
+            + " (a state dict, optionally wrapped in {'state_dict': ...} / {'model': ...} or with 'module.' "
+              "prefixes), or set model.pretrained=false to train from scratch on purpose")
+    net.load_state_dict({k: v for k, v in state.items() if k in want}, strict=False)   # nothing else is left
+    return sum(1 for k in want if k in state)
+
+
 def lab_weights_path(width: int) -> Path:
     if width not in LAB_WEIGHTS:
         raise PretrainedWeightsError(
@@ -61,11 +119,12 @@ def load_lab_weights(net: nn.Module, width: int, in_channels: int = 1, path: str
             raise PretrainedWeightsError(f"pretrained weights file {str(p)!r} has sha256 {got[:12]}..., expected "
                                          f"{want[:12]}...; regenerate it with `python scripts/pretrain_lab.py`")
     try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
+        state = unwrap_state_dict(torch.load(p, map_location="cpu", weights_only=True))
         state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
-        net.load_state_dict(state)
     except Exception as exc:
-        raise PretrainedWeightsError(f"pretrained weights file {str(p)!r} could not be loaded into a small CNN "
-                                     f"of width {width}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+        raise PretrainedWeightsError(f"pretrained weights file {str(p)!r} could not be loaded: "
+                                     f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
+    loaded = load_strict(net, state, p, f"a small CNN of width {width}")
     source = f"hdml_lite/weights/{p.name} (shipped)" if not path else str(p.resolve())
-    return {"backbone": "small_cnn", "pretrained": True, "source": source, "file": str(p.resolve()), "sha256": got}
+    return {"backbone": "small_cnn", "pretrained": True, "source": source, "file": str(p.resolve()), "sha256": got,
+            "tensors_loaded": loaded}

@@ -7,6 +7,7 @@ checkout's ``results/`` and falls back to this copy.
     find_results()                        # $HDML_RESULTS, else <repo>/results, else this folder
     sync_packaged_results("results")      # refresh this copy from the study's results/
     sync_if_repo_results(out)             # the same, when ``out`` is the checkout's results/ (export, hypotheses)
+    committed_folder(out)                 # the committed folder that ``out`` lies in (a fast study refuses it)
 
 Pure standard library: no import of the rest of the kit (the study's export can call it).
 """
@@ -35,6 +36,18 @@ def find_results() -> Path:
     if os.environ.get("HDML_RESULTS"):
         return Path(os.environ["HDML_RESULTS"]).expanduser()
     return repo_results() or PACKAGED_DIR
+
+
+def committed_folder(out) -> Path | None:
+    """The committed results folder that ``out`` is, or lies inside, else None: the checkout's
+    ``results/``, a ``results/`` folder in the working directory, or this packaged copy.
+
+    A fast or partial study (the tests, a trial) must never write there (study/trial.py)."""
+    target = Path(out).expanduser().resolve()
+    for folder in (repo_results(), Path.cwd() / "results", PACKAGED_DIR):
+        if folder is not None and folder.is_dir() and target.is_relative_to(folder.resolve()):
+            return folder
+    return None
 
 
 def sync_packaged_results(results_dir, dest: Path | None = None) -> list[str]:

@@ -8,6 +8,7 @@
     python -m hdml_lite.study compare results/lab_table.csv --dataset cars
     python -m hdml_lite.study collect runs/ --out results/paper_runs.csv   # GPU runs -> CSV
     python -m hdml_lite.study estimate                 # Colab T4 time estimate per paper preset
+    python -m hdml_lite.study notebooks                # the notebooks' pinned runs -> hdml_lite/pinned/data
 
 Modules (imports go one way, top to bottom): ``files`` (CSV columns, reader, writer), ``stats``
 (alpha grid, paired verdicts with equivalence), ``keys`` (the study's methods, claims, start

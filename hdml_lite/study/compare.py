@@ -16,15 +16,18 @@ chosen on the glyphs, so two presets side by side on other data would compare le
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
-from ..config import ConfigError, apply_overrides
+from ..config import ConfigError, apply_overrides, to_dict
 from .engine import (choices, is_done, is_failed, read_run, run_dir, run_rounds, selection_noise, table_rows,
                      verdict_rows)
 from .files import (COMPARE_TABLE_COLUMNS, ENGAGEMENT_COLUMNS, NOISE_COLUMNS, SELECTION_COLUMNS, VERDICT_COLUMNS,
                     write_csv)
 from .plan import STAGES, Settings, Spec, overrides as run_overrides, plan_all, plan_counts, plan_final, plan_select_lr
+from .sequential import verdict_text
+from .stats import MAX_MARGIN
 
 PULL_TARGETS = (1.0, 0.5, 0.1, 0.01)     # the graded sweep: nothing pulled ... negatives at d+
 MIN_TRAIN_CLASSES, MIN_VAL_CLASSES, MIN_TEST_CLASSES, MIN_IMAGES = 4, 2, 2, 2
@@ -60,6 +63,40 @@ def _count(cfg, split: str) -> tuple[int, int]:
     return len(counts), int(np.median(counts)) if len(counts) else 0
 
 
+def data_check(presets: list[str], cfgs: dict, extra: dict, data: str, val_classes: float, log=print) -> None:
+    """The pre-flight check that ``train`` runs (data/report.py: the batch each sampler needs, the
+    channels the pretrained small CNN needs, ...), here on every preset's selection-run config
+    (the validation split: the fewest training classes), before the plan is printed or ``--out``
+    claimed. Logs the first preset's report; raises ``DataReportError`` (one line) naming the
+    presets each problem concerns."""
+    from ..data import config_channels, load_dataset
+    from ..data.report import DataReportError, lab_reminder, preflight, resolve_data
+
+    found: dict[str, list[str]] = {}          # problem -> presets
+    seen: dict = {}                           # data-relevant settings -> (lines, problems)
+    for p in presets:
+        cfg = apply_overrides(cfgs[p], list(extra[p]) + [f"data.val_classes={val_classes}"])
+        key = json.dumps([to_dict(cfg)["data"], cfg.model.backbone, cfg.model.pretrained, cfg.name], default=str)
+        if key not in seen:
+            cfg, look = resolve_data(cfg)
+            in_ch = config_channels(cfg)
+            train_ds = load_dataset(cfg.data, "train", in_channels=in_ch)
+            evals = {split: load_dataset(cfg.data, split, in_channels=in_ch, train_transform=False)
+                     for split in ("val", "test")}
+            lines, problems = preflight(cfg, look, train_ds, evals)
+            reminder = lab_reminder(cfg)      # the lr is selected here: the reminder does not apply
+            seen[key] = ([x for x in lines if x != reminder], problems)
+        if p == presets[0]:
+            for line in seen[key][0]:
+                log(line)
+        for problem in seen[key][1]:
+            found.setdefault(problem, []).append(p)
+    if found:
+        listed = [f"{problem} (preset{'s' if len(ps) > 1 else ''} {', '.join(ps)})" for problem, ps in found.items()]
+        raise DataReportError(f"--data {data}: every run of this comparison would fail the pre-flight check: "
+                              + "; ".join(f"({i}) {x}" if len(listed) > 1 else x for i, x in enumerate(listed, 1)))
+
+
 def make_compare_settings(presets: list[str], data: str, overrides: list[str], seeds: int = 5, margin: float = 1.0,
                           out: str | Path = "runs/compare", max_seeds: int = 10, lrs=(3e-4, 1e-3, 3e-3),
                           pull_targets=PULL_TARGETS, select_seeds: int = 3, val_classes: float = 0.2,
@@ -77,8 +114,9 @@ def make_compare_settings(presets: list[str], data: str, overrides: list[str], s
         raise ConfigError(f"--seeds {seeds}: a paired interval needs at least 2 seeds; expected --seeds >= 2 (5 is the default)")
     if max_seeds < seeds:
         raise ConfigError(f"--max-seeds {max_seeds} is below --seeds {seeds}; expected --max-seeds >= --seeds")
-    if not margin > 0:
-        raise ConfigError(f"--margin {margin:g}: expected a positive number of points (1 = one point of R@1 / NMI)")
+    if not (math.isfinite(margin) and 0 < margin <= 100 * MAX_MARGIN):
+        raise ConfigError(f"--margin {margin:g}: expected a finite number of points above 0 and at most "
+                          f"{100 * MAX_MARGIN:g} (1 = one point of R@1 / NMI)")
     dataset, data_ov = _data_overrides(data)
     cfgs = {p: apply_overrides(get_preset(p), data_ov + list(overrides)) for p in presets}
     for p in presets:
@@ -112,7 +150,7 @@ def make_compare_settings(presets: list[str], data: str, overrides: list[str], s
         if p not in presets or "lr" not in given or (_kind(cfgs[p]) == "hdml" and "alpha" not in given):
             raise ConfigError(f"fixed choices for {p} ({given}): expected a compared preset with its lr "
                               f"(and alpha for HDML)")
-    specs = []
+    specs, extras = [], {}
     for p in presets:
         c, extra = cfgs[p], []
         if c.data.sampler in BATCHED_SAMPLERS and c.data.batch_classes > n_tr:
@@ -120,6 +158,8 @@ def make_compare_settings(presets: list[str], data: str, overrides: list[str], s
             log(f"batch rule: {p}: data.batch_classes {c.data.batch_classes} -> {n_tr} (classes per batch = "
                 f"min(preset, training classes left after the validation split))")
         specs.append(Spec(p, p, tuple(extra), kind=_kind(c)))
+        extras[p] = extra
+    data_check(presets, cfgs, extras, data, val_classes, log=log)   # before any plan or --out (fault 23.5)
     start = start_values(presets, cfgs)
     claims = tuple((f"{presets[0]} > {b}", presets[0], b) for b in presets[1:])
     return Settings(specs=tuple(specs), runs=Path(runs) if runs else Path(out) / "runs", base=data_ov + list(overrides), steps=first.train.steps,
@@ -151,22 +191,58 @@ def _identity(args: dict) -> dict:
     return {k: args[k] for k in keys if k in args}
 
 
-def claim_out(out: Path, ident: dict) -> None:
-    """Refuse an out folder that holds another comparison; record this one's identity."""
+def finished_runs(runs: Path) -> list[Path]:
+    """The run folders under ``runs`` (``<stage>/<run>``) that finished: metrics.json, or the engine's
+    failed.json of a run stopped by a non-finite loss."""
+    from .engine import FAILED
+
+    runs = Path(runs)
+    return sorted(d for d in runs.glob("*/*") if (d / "metrics.json").is_file() or (d / FAILED).is_file())
+
+
+def _drop_unfinished(runs: Path, log=print) -> None:
+    """Remove the run folders of a comparison that finished none (a run of it still going is refused)."""
+    import shutil
+
+    from ..training.lock import out_dir_lock
+
+    folders = [d for d in runs.glob("*/*") if d.is_dir()]
+    for d in folders:
+        with out_dir_lock(d, f"run folder {d} of the previous comparison", announce=lambda *_: None):
+            pass
+    shutil.rmtree(runs)
+    if folders:
+        log(f"removed {len(folders)} unfinished run folder(s) of the previous comparison in {runs}")
+
+
+def claim_out(out: Path, ident: dict, runs: Path | None = None, log=print) -> None:
+    """Refuse an out folder that holds another comparison with at least one finished run; one
+    that has finished no run is replaced (its unfinished run folders in ``<out>/runs`` removed).
+    Records this one's identity and runs folder."""
     path = out / "compare.json"
+    runs = Path(runs) if runs is not None else out / "runs"
     if path.is_file():
         try:
-            prev = json.loads(path.read_text()).get("identity", {})
-        except ValueError:
-            prev = {"unreadable": True}
-        if prev != ident:
-            diff = [k for k in ident if prev.get(k) != ident[k]] or ["its contents"]
+            info = json.loads(path.read_text())
+            prev = info.get("identity", {})
+        except (ValueError, AttributeError):
+            info, prev = {}, {"unreadable": True}
+        if prev == ident:
+            return
+        diff = [k for k in ident if prev.get(k) != ident[k]] or ["its contents"]
+        prev_runs = Path(info.get("runs") or out / "runs") if isinstance(info, dict) else out / "runs"
+        done = finished_runs(prev_runs)
+        if done:
             raise ConfigError(f"--out {out} holds another comparison (it differs in {', '.join(diff)}: "
                               + ", ".join(f"{k}={prev.get(k)!r}" for k in diff[:2])
-                              + "); expected a new folder, or the same command to resume that one")
-        return
+                              + f"; {len(done)} of its runs finished, in {prev_runs}); expected a new folder, or "
+                              f"the same command to resume that one")
+        log(f"note: --out {out} held another comparison (it differed in {', '.join(diff)}) that had finished no "
+            f"run: replaced by this one")
+        if prev_runs.resolve() == (out / "runs").resolve() and prev_runs.is_dir():
+            _drop_unfinished(prev_runs, log=log)
     out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"identity": ident}, indent=1))
+    path.write_text(json.dumps({"identity": ident, "runs": str(runs)}, indent=1))
 
 
 def plan_lines(s: Settings) -> list[str]:
@@ -199,13 +275,17 @@ def result_lines(s: Settings, table: list[dict], verdicts: list[dict], ch, noise
         cell = lambda k: (f"{100 * np.mean([r[k] for r in rows]):6.1f} ± {100 * np.std([r[k] for r in rows], ddof=1):4.1f}"  # noqa: E731
                           if len(rows) > 1 else "-")
         lines.append(f"{sp.key:<24} {len(rows):>5} " + " ".join(f"{cell(k):>13}" for k in ("r1", "map_r", "nmi")))
-    lines += ["", f"verdicts (paired seeds; A - B in points; 95% t-interval; equivalent = 90% interval inside "
-                  f"±{100 * s.margin:g} point):"]
+    lines += ["", "verdicts (paired seeds; A - B in points at the look that decided; interval at 1 - level; "
+                  f"equivalent = the 1 - 2 level_tost interval inside ±{100 * s.margin:g} point; Holm over these "
+                  "claims; P(A > B) over the paired seeds, bootstrap 95%; hdml_lite/study/sequential.py):"]
     for v in verdicts:
         ci = (f"[{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}]" if v["n_seeds"] > 1 else "[no interval]")
-        lines.append(f"  {v['claim']:<40} {v['metric']:<4} n={v['n_seeds']:<2} {100 * v['mean_diff']:+6.2f} {ci:<18} "
-                     f"{v['verdict']}" + (f"  (even {s.max_seeds} seeds are not enough)" if v["verdict"] == "undecided"
-                                          and v["n_seeds"] >= s.max_seeds else ""))
+        pi = (f"P(A>B) {v['p_improve']:.2f} [{v['p_improve_low']:.2f}, {v['p_improve_high']:.2f}]"
+              if v["n_seeds"] > 1 else "")
+        lines.append(f"  {v['claim']:<40} {v['metric']:<4} n={v['look']}/{v['n_seeds']:<2} level {v['level']:.3g} "
+                     f"{100 * v['mean_diff']:+6.2f} {ci:<18} {verdict_text(v)}; Holm: {verdict_text(v, 'verdict_holm')}"
+                     f"  {pi}" + (f"  (even {s.max_seeds} seeds are not enough)" if v["verdict"] == "undecided"
+                                  and not v.get("reason") and v["n_seeds"] >= s.max_seeds else ""))
     lines.append(f"\ntime: {wall / 60:.1f} min wall for this invocation")
     return lines
 
@@ -228,7 +308,7 @@ def run_compare(presets: list[str], data: str, overrides: list[str], seeds: int 
                        "max_seeds": max_seeds, "margin": margin, "lrs": list(s.lrs),
                        "pull_targets": list(s.pull_targets), "select_seeds": s.select_seeds,
                        "val_classes": s.val_classes, **({"fixed": s.fixed} if s.fixed else {})})
-    claim_out(out, ident)
+    claim_out(out, ident, s.runs, log=log)
     t0 = time.perf_counter()
     threads = torch.get_num_threads()
     try:

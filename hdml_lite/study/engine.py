@@ -19,7 +19,8 @@ from pathlib import Path
 from .plan import (SELECT_METRIC, STAGES, TIE_METRIC, Choices, Run, Settings, eval_splits, final_runs_of,
                    fractions_setting, lr_runs, overrides, plan_all, plan_final, plan_select_alpha, plan_select_bn,
                    plan_select_fractions, plan_select_lr, pull_targets_of)
-from .stats import paired_verdict, second_half_median
+from .sequential import verdict_row, with_holm
+from .stats import second_half_median
 
 FAILED = "failed.json"     # a run stopped by a non-finite loss: scored 0 in selection, left out of tables
 METRIC_KEYS = ("r1", "r2", "r4", "r8", "map_r", "nmi", "f1")
@@ -228,14 +229,34 @@ def history_median(run: Run, s: Settings, name: str) -> float:
 
 def choices(s: Settings) -> tuple[Choices, list[dict]]:
     """(choices so far, selection.csv rows) from the finished runs. A method is chosen for only once
-    its whole grid has finished."""
+    its whole grid has finished. Replicate design (``Settings.replicate``): every replicate's choices
+    from its own selection runs (``ch.reps[r]``; rows carry ``replicate``); the top-level fields are
+    replicate 0's (what one line can show), ``choice_counts`` tells how often each value won."""
+    if not s.replicate:
+        ch, rows = _choices_one(s, None)
+        _seed_choices(s, ch)
+        return ch, rows
     ch, rows = Choices(), []
+    for r in range(max(s.max_seeds, s.seeds_key, s.seeds_rest)):
+        sub, rr = _choices_one(s, r)
+        ch.reps[r] = sub
+        rows += [dict(x, replicate=r) for x in rr]
+    first = ch.reps[0]
+    ch.lr, ch.j_avg, ch.alpha, ch.bn_stats = dict(first.lr), dict(first.j_avg), dict(first.alpha), first.bn_stats
+    ch.fractions, ch.beta = dict(first.fractions), dict(first.beta)
+    _seed_choices(s, ch)
+    return ch, rows
+
+
+def _choices_one(s: Settings, rep: int | None) -> tuple[Choices, list[dict]]:
+    """One selection's choices and rows: replicate ``rep``'s, or (None) the one selection."""
+    ch, rows = Choices(rep=rep), []
     for key, given in s.fixed.items():          # taken from elsewhere (e.g. the study), not selected here
         if "lr" in given:
             ch.lr[key] = given["lr"]
         if "alpha" in given:
             ch.alpha[key] = given["alpha"]
-    sel = plan_select_lr(s)
+    sel = plan_select_lr(s, rep)
     for sp in s.specs:
         mine = [r for r in sel if r.method == sp.key]
         if mine and _complete(mine, s):
@@ -243,7 +264,7 @@ def choices(s: Settings) -> tuple[Choices, list[dict]]:
             ch.lr[sp.key] = _mark(rr, "lr")
             rows += rr
             if sp.kind == "hdml":
-                j = [history_median(r, s, "j_avg") for r in lr_runs(s, sp.key, ch.lr[sp.key])]
+                j = [history_median(r, s, "j_avg") for r in lr_runs(s, sp.key, ch.lr[sp.key], rep)]
                 j = [x for x in j if x > 0 and math.isfinite(x)]
                 if j:                     # no usable J_avg (a diverged run): no alpha grid
                     ch.j_avg[sp.key] = sorted(j)[len(j) // 2]
@@ -270,7 +291,6 @@ def choices(s: Settings) -> tuple[Choices, list[dict]]:
                                      if fractions_setting(tuple(float(x) for x in f)) == chosen)
             rows += rr
     _beta_choices(s, ch)
-    _seed_choices(s, ch)
     return ch, rows
 
 
@@ -316,7 +336,8 @@ def _seed_choices(s: Settings, ch: Choices) -> None:
             if len(runs) < 2 * n or not all(is_done(r, s) for r in runs):
                 break
             table = table_rows([r for r in runs if not is_failed(r, s)], s)
-            if all(claim_verdict(table, a, b, m, s.margin)["verdict"] != "undecided" for m in ("r1", "nmi")):
+            design = (s.seeds_key, s.max_seeds)          # the boundary of sequential.py at every look
+            if all(claim_verdict(table, a, b, m, s.margin, design)["verdict"] != "undecided" for m in ("r1", "nmi")):
                 break
             n += 1
         ch.seeds[a] = max(ch.seeds.get(a, n), n)
@@ -341,19 +362,27 @@ def paired(table: list[dict], a: str, b: str, metric: str) -> tuple[list[int], l
     return seeds, [va[k] for k in seeds], [vb[k] for k in seeds]
 
 
-def claim_verdict(table: list[dict], a: str, b: str, metric: str, margin: float) -> dict:
+def claim_verdict(table: list[dict], a: str, b: str, metric: str, margin: float, design=None) -> dict:
+    """The verdict on "a > b" from the paired seeds of ``table``. design: (n0, n_max) of the add-a-seed
+    rule (sequential.sequential_verdict: the boundary at every look); None: a fixed number of seeds
+    (the plain 5% tests)."""
     seeds, xa, xb = paired(table, a, b, metric)
-    return paired_verdict(xa, xb, margin=margin) | {"seeds": seeds}
+    n0, n_max = design or (len(seeds), len(seeds))
+    return verdict_row(xa, xb, n0, n_max, margin) | {"seeds": seeds}
 
 
 def verdict_rows(table: list[dict], s: Settings, metrics=("r1", "nmi")) -> list[dict]:
-    """One row per claim and metric (verdicts.csv columns, plus ``seeds`` and ``diffs``)."""
+    """One row per claim and metric (verdicts.csv columns, plus ``seeds`` and ``diffs``). Families
+    (Holm within each, ``sequential.with_holm``): the headline claims (``s.headline_claims``, the
+    add-a-seed rule) and the others ("ablations", at a fixed number of seeds)."""
     out = []
-    for claim, a, b in s.claims:
+    for i, (claim, a, b) in enumerate(s.claims):
+        headline = i < s.headline_claims
         for metric in metrics:
-            v = claim_verdict(table, a, b, metric, s.margin)
-            out.append({"claim": claim, "a": a, "b": b, "metric": metric, **v})
-    return out
+            v = claim_verdict(table, a, b, metric, s.margin, (s.seeds_key, s.max_seeds) if headline else None)
+            out.append({"claim": claim, "family": "headline" if headline else "ablations", "a": a, "b": b,
+                        "metric": metric, **v})
+    return with_holm(out)
 
 
 def selection_noise(rows: list[dict]) -> list[dict]:
@@ -362,10 +391,9 @@ def selection_noise(rows: list[dict]) -> list[dict]:
     with the seed sd pooled over every selection group that has >= 2 seeds (one sd for all: the
     same data, budget and metric)."""
     groups: dict = {}
-    for r in rows:
-        value = r.get("setting") if r["stage"] in ("select_bn", "select_fractions") else \
-            r.get("alpha") if r["stage"] == "select_alpha" else r.get("lr")
-        groups.setdefault((r["stage"], r["method"]), {}).setdefault(value, []).append(r[f"val_{SELECT_METRIC}"])
+    for r in rows:       # replicate design: one group per replicate (its own selection)
+        groups.setdefault((r["stage"], r["method"], r.get("replicate")), {}).setdefault(
+            choice_value(r), []).append(r[f"val_{SELECT_METRIC}"])
     ss, dof = 0.0, 0
     for per in groups.values():
         for xs in per.values():
@@ -375,7 +403,7 @@ def selection_noise(rows: list[dict]) -> list[dict]:
                 dof += len(xs) - 1
     sd = math.sqrt(ss / dof) if dof else float("nan")
     out = []
-    for (stage, method), per in groups.items():
+    for (stage, method, rep), per in groups.items():
         means = sorted(((sum(v) / len(v), len(v), k) for k, v in per.items()), reverse=True)
         if len(means) < 2:
             continue
@@ -383,7 +411,37 @@ def selection_noise(rows: list[dict]) -> list[dict]:
         se = sd * math.sqrt(1 / n1 + 1 / n2) if math.isfinite(sd) else float("nan")
         out.append({"stage": stage, "method": method, "best": m1, "runner_up": m2, "gap": m1 - m2,
                     "noise_se": se, "within_noise": bool(math.isfinite(se) and m1 - m2 < 2 * se),
-                    "seed_sd": sd, "n_values": len(means)})
+                    "seed_sd": sd, "n_values": len(means), "replicate": rep})
+    return out
+
+
+def choice_value(row: dict):
+    """The value a selection.csv row's stage chooses: the setting (bn_stats, fractions), the pull
+    target (alpha: the alpha itself depends on each replicate's J_avg), or the lr."""
+    if row["stage"] in ("select_bn", "select_fractions"):
+        return row.get("setting")
+    if row["stage"] == "select_alpha":
+        return row.get("setting") or row.get("alpha")
+    return row.get("lr")
+
+
+def choice_counts(rows: list[dict]) -> list[dict]:
+    """How often each value was chosen across replicates: per (stage, method, value), the
+    replicates that chose it, of those that completed the stage (choice_counts.csv)."""
+    per: dict = {}
+    for r in rows:
+        key = (r["stage"], r["method"])
+        reps, chosen = per.setdefault(key, ({}, {}))
+        v = choice_value(r)
+        reps.setdefault(v, set()).add(r.get("replicate"))
+        if r.get("chosen"):
+            chosen.setdefault(v, set()).add(r.get("replicate"))
+    out = []
+    for (stage, method), (reps, chosen) in per.items():
+        total = len(set().union(*reps.values()))
+        for v in reps:
+            out.append({"stage": stage, "method": method, "value": v, "chosen": len(chosen.get(v, ())),
+                        "replicates": total, "share": len(chosen.get(v, ())) / total if total else float("nan")})
     return out
 
 

@@ -1,7 +1,8 @@
 """The lab study's files: CSV rows from the finished runs, study.json, then figures and README.
 
 ``export`` never destroys results: it refuses to replace a folder that holds a complete study
-with a partial one (``--force`` to do it anyway), naming how many runs are finished.
+with a partial one (``--force`` to do it anyway), naming how many runs are finished, and a fast or
+partial study (trial.py) never writes into the committed results folder (not even with ``--force``).
 """
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ConfigError
-from .engine import (choices, is_done, is_failed, read_run, run_dir, selection_noise, table_rows, verdict_rows)
-from .files import (CONDITIONS, CURVE_COLUMNS, ENGAGEMENT_COLUMNS, MECHANISM_COLUMNS, MECHANISM_KEYS, NOISE_COLUMNS,
-                    SELECTION_COLUMNS, SWEEP_COLUMNS, TABLE_COLUMNS, TRADEOFF_COLUMNS, VERDICT_COLUMNS, write_csv)
-from .plan import STAGES, Choices, Run, Settings, plan_all, plan_counts, plan_final, plan_fingerprint, \
-    plan_select_alpha, pull_targets_of, lr_runs
+from .engine import (choice_counts, choices, is_done, is_failed, read_run, run_dir, selection_noise, table_rows,
+                     verdict_rows)
+from .files import (BUDGET_COLUMNS, CHOICE_COUNT_COLUMNS, CONDITIONS, CURVE_COLUMNS, ENGAGEMENT_COLUMNS,
+                    MECHANISM_COLUMNS, MECHANISM_KEYS, NOISE_COLUMNS, SELECTION_COLUMNS, SWEEP_COLUMNS, TABLE_COLUMNS,
+                    TRADEOFF_COLUMNS, VERDICT_COLUMNS, write_csv)
+from .plan import (STAGES, Choices, Run, Settings, budget_rows, lr_runs, plan_all, plan_counts, plan_final,
+                   plan_fingerprint, plan_select_alpha, pull_targets_of, selection_budgets, selections)
 from .stats import second_half_median
 
 MECHANISM_MAX_ROWS = 16000          # mechanism.csv stays under ~2 MB
@@ -28,7 +31,7 @@ def curve_rows(runs: list[Run], s: Settings) -> list[dict]:
         if s.spec(r.method).curves:
             for e in read_run(run_dir(r, s))["history"]["eval"]:
                 rows.append({"method": r.method, "seed": r.seed, "step": e["step"], "split": e["split"],
-                             **{k: e[k] for k in ("nmi", "f1", "r1")}})
+                             **{k: e.get(k) for k in ("nmi", "f1", "r1")}})   # nmi, f1: final step only
     return rows
 
 
@@ -40,14 +43,17 @@ def pull_factors(train_rows: list[dict], alpha: float) -> list[float]:
             if "pull_factor" in r or "j_avg" in r]
 
 
+def _alpha_runs(s: Settings, ch: Choices) -> list[tuple[Choices, Run]]:
+    """(its selection's choices, run) of every finished alpha-grid run, every replicate's."""
+    return [(c, r) for c in selections(s, ch) for r in plan_select_alpha(s, c) if is_done(r, s) and not is_failed(r, s)]
+
+
 def sweep_rows(s: Settings, ch: Choices) -> list[dict]:
     rows = []
-    for r in plan_select_alpha(s, ch):
-        if not is_done(r, s) or is_failed(r, s):
-            continue
+    for c, r in _alpha_runs(s, ch):
         m = read_run(run_dir(r, s))
         pf = pull_factors(m["history"]["train"], r.alpha)
-        target = pull_targets_of(s, ch, r.method)[r.alpha]
+        target = pull_targets_of(s, c, r.method)[r.alpha]
         for split in ("val", "test"):
             if m.get(split):
                 rows.append({"method": r.method, "alpha": r.alpha, "pull_target": target, "seed": r.seed,
@@ -60,14 +66,12 @@ def tradeoff_rows(s: Settings, ch: Choices) -> list[dict]:
     """The hardness-label trade-off over the alpha grid (validation classes): per run, the
     second-half medians of the pull factor, acc_syn and hard_gen / hard_real, and validation MAP@R, R@1."""
     rows = []
-    for r in plan_select_alpha(s, ch):
-        if not is_done(r, s) or is_failed(r, s):
-            continue
+    for c, r in _alpha_runs(s, ch):
         m = read_run(run_dir(r, s))
         h = m["history"]["train"]
         med = lambda k: second_half_median(x.get(k) for x in h)  # noqa: E731
         real = med("hard_real")
-        rows.append({"method": r.method, "alpha": r.alpha, "pull_target": pull_targets_of(s, ch, r.method)[r.alpha],
+        rows.append({"method": r.method, "alpha": r.alpha, "pull_target": pull_targets_of(s, c, r.method)[r.alpha],
                      "seed": r.seed, "pull_median": med("pull_factor"), "acc_syn": med("acc_syn"),
                      "hard_ratio": med("hard_gen") / real if real and math.isfinite(real) else None,
                      "val_map_r": m["val"]["map_r"], "val_r1": m["val"]["r1"]})
@@ -155,6 +159,9 @@ def export(out: str | Path, s: Settings, timing: dict | None = None, log=print, 
     timing: {"wall_s": ..., "stage_s": {...}, "rounds": [...]} of this invocation; added to
     the durations of earlier invocations of the same study recorded in study.json."""
     out = Path(out)
+    from .trial import refuse_committed, study_changes
+
+    refuse_committed(out, study_changes(s))      # a fast or partial study: never into results/
     ch, sel_rows = choices(s)
     planned = plan_all(s, ch)
     done_runs = [r for r in planned if is_done(r, s)]
@@ -169,6 +176,8 @@ def export(out: str | Path, s: Settings, timing: dict | None = None, log=print, 
     noise = selection_noise(sel_rows)
     write_csv(out / "selection.csv", sel_rows, SELECTION_COLUMNS)
     write_csv(out / "selection_noise.csv", noise, NOISE_COLUMNS)
+    write_csv(out / "choice_counts.csv", choice_counts(sel_rows), CHOICE_COUNT_COLUMNS)
+    write_csv(out / "budgets.csv", budget_rows(s), BUDGET_COLUMNS)
     write_csv(out / "lab_table.csv", table, TABLE_COLUMNS)
     write_csv(out / "curves.csv", curve_rows(final, s), CURVE_COLUMNS)
     write_csv(out / "sweep.csv", sweep_rows(s, ch), SWEEP_COLUMNS)
@@ -180,7 +189,9 @@ def export(out: str | Path, s: Settings, timing: dict | None = None, log=print, 
 
     prev = _load_study(out / "study.json", s)
     info = {"regime": s.regime, "steps": s.steps, "fast": s.fast, "runs": runs_record(s.runs),
-            "plan_fingerprint": plan_fingerprint(s), "select_metric": "map_r", "margin": s.margin,
+            "plan_fingerprint": plan_fingerprint(s, ch), "fingerprint_of": "the runs as they ran, choices included",
+            "design": "replicate" if s.replicate else "once", "parity": s.parity,
+            "selection_budgets": selection_budgets(s), "select_metric": "map_r", "margin": s.margin,
             "lrs": list(s.lrs), "pull_targets": list(s.pull_targets), "lr_seeds": s.lr_seeds,
             "select_seeds": s.select_seeds, "seeds_key": s.seeds_key, "max_seeds": s.max_seeds,
             "seeds_rest": s.seeds_rest, "hdc_fractions": [list(f) for f in s.hdc_fractions],
@@ -189,15 +200,18 @@ def export(out: str | Path, s: Settings, timing: dict | None = None, log=print, 
             "lr": dict(ch.lr), "j_avg": dict(ch.j_avg), "alpha": dict(ch.alpha), "bn_stats": ch.bn_stats,
             "fractions": {k: list(v) for k, v in ch.fractions.items()}, "beta": dict(ch.beta),
             "final_seeds": dict(ch.seeds),
+            **({"replicate_choices": {str(r): {"lr": c.lr, "alpha": c.alpha, "j_avg": c.j_avg, "beta": c.beta,
+                                               "fractions": {k: list(v) for k, v in c.fractions.items()}}
+                                      for r, c in sorted(ch.reps.items()) if c.lr}} if s.replicate else {}),
             "failed_runs": [f"{r.stage}/{r.folder()}" for r in failed], "runs_per_stage": counts,
             "runs_total": total, "runs_done": len(done_runs),
             "runs_done_per_stage": {st: sum(r.stage == st for r in done_runs) for st in STAGES}}
     for sp in s.specs:   # the sweep's reference: the base loss at its chosen lr, seed 0, validation classes
         if sp.kind == "hdml" and not sp.lr_of:
             base = next((o.key for o in s.specs if o.key == sp.key.replace("hdml_", "")), None)
-            if base in ch.lr:
-                info.setdefault("sweep_reference", {})[sp.key] = read_run(
-                    run_dir(lr_runs(s, base, ch.lr[base])[0], s))["val"]
+            ref = lr_runs(s, base, ch.lr[base], 0 if s.replicate else None)[:1] if base in ch.lr else []
+            if ref and is_done(ref[0], s) and not is_failed(ref[0], s):
+                info.setdefault("sweep_reference", {})[sp.key] = read_run(run_dir(ref[0], s))["val"]
     runs_s = [read_run(run_dir(r, s))["timing"] for r in done_runs]
     info["run_wall_s_per_stage"] = {st: sum(read_run(run_dir(r, s))["timing"].get("wall_s", 0.0)
                                             for r in done_runs if r.stage == st) for st in STAGES}

@@ -46,7 +46,8 @@ def plot_curves(rows: list[dict], path: Path, regime: str) -> None:
     for hs in histories.values():
         for h in hs:
             h["eval"].sort(key=lambda e: e["step"])
-    plot_learning_curves(histories, metrics=("nmi", "f1", "r1"), split="test", path=path,
+    # R@1 at every evaluation; NMI and F1 (k-means) at the final one only (training/trainer.py)
+    plot_learning_curves(histories, metrics=("r1", "nmi", "f1"), split="test", path=path,
                          title=f"{regime} regime: learning curves on the test classes (mean, min-max over seeds)")
 
 

@@ -8,12 +8,17 @@ import csv
 from pathlib import Path
 
 TABLE_COLUMNS = ("method", "seed", "nmi", "f1", "r1", "r2", "r4", "r8", "map_r", "train_s")
-CURVE_COLUMNS = ("method", "seed", "step", "split", "nmi", "f1", "r1")
+CURVE_COLUMNS = ("method", "seed", "step", "split", "nmi", "f1", "r1")   # nmi, f1: the final step only (k-means)
 SWEEP_COLUMNS = ("alpha", "pull_target", "seed", "split", "r1", "nmi", "f1", "pull_factor_median", "method")
 SELECTION_COLUMNS = ("stage", "method", "lr", "alpha", "setting", "seed", "val_r1", "val_nmi", "val_f1",
-                     "val_map_r", "chosen")
-VERDICT_COLUMNS = ("claim", "metric", "n_seeds", "mean_diff", "ci_low", "ci_high", "tost_low", "tost_high", "margin",
-                   "verdict")
+                     "val_map_r", "chosen", "replicate")
+# A verdict (study/sequential.py): statistics at the look that decided (``look`` paired seeds of ``n_seeds``),
+# ci_* the 1 - level t-interval, tost_* the 1 - 2 level_tost interval, p / p_tost over the whole design,
+# Holm within ``family``; p_improve: P(A > B) over the paired seeds, with a bootstrap 95% interval.
+VERDICT_STATS = ("n_seeds", "look", "level", "level_tost", "mean_diff", "ci_low", "ci_high", "tost_low", "tost_high",
+                 "margin", "p", "p_tost", "verdict", "reason", "p_holm", "p_tost_holm", "verdict_holm", "p_improve",
+                 "p_improve_low", "p_improve_high")
+VERDICT_COLUMNS = ("claim", "family", "metric") + VERDICT_STATS
 MECHANISM_KEYS = ("ce_real", "acc_real", "acc_syn", "weight_syn", "pull_factor", "hard_real", "hard_aug", "hard_gen")
 MECHANISM_COLUMNS = ("method", "seed", "step") + MECHANISM_KEYS
 CONDITIONS = ("classifier", "labels", "weight", "pull", "hardness")   # hdml.diagnostics.engagement's v2 keys
@@ -22,9 +27,14 @@ ENGAGEMENT_COLUMNS = ("method", "seed", "alpha", "acc_syn", "pull_median") + tup
     f"{c}_{k}" for c in CONDITIONS for k in ("value", "ok")) + ("engaged_v1", "engaged_v2")
 TRADEOFF_COLUMNS = ("method", "alpha", "pull_target", "seed", "pull_median", "acc_syn", "hard_ratio", "val_map_r",
                     "val_r1")
-NOISE_COLUMNS = ("stage", "method", "best", "runner_up", "gap", "noise_se", "within_noise", "seed_sd", "n_values")
-HYPOTHESES_COLUMNS = ("hypothesis", "setting", "loss", "metric", "n_seeds", "mean_diff", "ci_low", "ci_high", "margin",
-                      "verdict", "engaged_v2", "hdml_alpha")
+NOISE_COLUMNS = ("stage", "method", "best", "runner_up", "gap", "noise_se", "within_noise", "seed_sd", "n_values",
+                 "replicate")
+CHOICE_COUNT_COLUMNS = ("stage", "method", "value", "chosen", "replicates", "share")
+BUDGET_COLUMNS = ("method", "selection_runs", "lr_seeds")
+HYPOTHESES_COLUMNS = ("hypothesis", "setting", "loss", "family", "metric") + VERDICT_STATS + ("engaged_v2", "hdml_alpha")
+HYPOTHESES_SEED_COLUMNS = ("hypothesis", "setting", "loss", "method", "seed", "r1", "r2", "r4", "r8", "map_r", "nmi", "f1",
+                           "train_s")
+PER_SEED_COLUMNS = ("source", "claim", "metric", "seed", "a", "b", "score_a", "score_b", "diff")
 COMPARE_TABLE_COLUMNS = ("method", "seed", "r1", "r2", "r4", "r8", "map_r", "nmi", "f1", "train_s")
 
 

@@ -1,6 +1,7 @@
 """HDC study (issue 4's measurement): both routing modes, each head alone, 3 seeds.
 
     python -m hdml_lite.study hdc            # uses the lab study's settings (200 steps, lr 1e-3)
+    python -m hdml_lite.study hdc --fast     # tiny settings, 1 seed (the tests) -> runs/trial/hdc
 
 - "top" routing (released code) and "nested" routing (paper): ``lab_hdc`` trained here with
   ``steps`` steps and lr ``lr`` (its own run folders, not the main study's), each final model
@@ -39,6 +40,10 @@ def run_hdc_study(out: str | Path = "results", runs_root: str | Path = "runs/stu
                   seeds: int = 3, lr: float = 1e-3, fast: bool = False) -> list[dict]:
     from .engine import run_one
     from .lab import FAST
+    from .trial import refuse_committed
+
+    if fast:
+        refuse_committed(out, ["--fast"], "HDC study")    # tiny settings never write into results/
 
     root = Path(runs_root) / ("fast" if fast else f"steps{steps}")
     base = (FAST if fast else [f"train.steps={steps}", f"train.ckpt_every={max(1, steps // 4)}",

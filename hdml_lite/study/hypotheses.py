@@ -3,7 +3,7 @@ lr and alpha are selected the same way for the baseline and HDML), for N-pair an
 
     python -m hdml_lite.study hypotheses --plan            # the arms and their runs
     python -m hdml_lite.study hypotheses                   # all arms -> results/hypotheses.csv
-    python -m hdml_lite.study hypotheses --fast --out /tmp/h   # tiny settings (the tests)
+    python -m hdml_lite.study hypotheses --fast            # tiny settings (the tests) -> runs/trial/hypotheses
 
 - H1 headroom: 4 and 8 images per class (every split), so the baseline is far from saturated.
 - H2 in-batch negatives: N-pair batches of 8 classes (16 images); triplet at the same image count
@@ -28,7 +28,7 @@ import json
 import re
 from pathlib import Path
 
-from .files import HYPOTHESES_COLUMNS, read_rows, write_csv
+from .files import HYPOTHESES_COLUMNS, HYPOTHESES_SEED_COLUMNS, read_rows, write_csv
 
 GRID = dict(lrs=(3e-4, 1e-3), pull_targets=(1.0, 0.1, 0.01), select_seeds=2)
 SEEDS = 5
@@ -97,11 +97,16 @@ def arms(out: str | Path = "results") -> list[tuple]:
 
 def run_hypotheses(out: str | Path = "results", runs: str | Path = "runs/hypotheses", jobs: int = 2,
                    fast: bool = False, plan: bool = False, log=print) -> list[dict]:
-    """Every arm through ``compare``; writes ``<out>/hypotheses.csv``. Returns its rows."""
+    """Every arm through ``compare``; writes ``<out>/hypotheses.csv``. Returns its rows.
+    ``fast`` (tiny settings) refuses an ``out`` in the committed results (ConfigError)."""
     from .compare import run_compare
     from .lab import FAST
+    from .trial import refuse_committed
 
-    rows, folders = [], []
+    if fast and not plan:
+        refuse_committed(out, ["--fast"], "hypotheses run")
+
+    rows, folders, per_seed = [], [], []
     grid = dict(GRID)
     seeds = SEEDS
     base = []
@@ -124,10 +129,15 @@ def run_hypotheses(out: str | Path = "results", runs: str | Path = "runs/hypothe
         n_eng = sum(r.get("engaged_v2") in (1, 1.0) for r in eng if r["method"] == f"lab_hdml_{loss}")
         n_all = sum(r["method"] == f"lab_hdml_{loss}" for r in eng)
         for v in res["verdicts"]:
-            rows.append({"hypothesis": hyp, "setting": setting, "loss": loss, **v,
+            rows.append({"hypothesis": hyp, "setting": setting, "loss": loss, **v, "family": "hypotheses",
                          "engaged_v2": f"{n_eng}/{n_all}", "hdml_alpha": res["choices"].alpha.get(f"lab_hdml_{loss}")})
+        per_seed += [{"hypothesis": hyp, "setting": setting, "loss": loss, **r} for r in res["table"]]
     if not plan:
+        from .sequential import with_holm
+
+        rows = with_holm(rows)          # one family: every arm and metric (Holm over all of them)
         write_csv(Path(out) / "hypotheses.csv", rows, HYPOTHESES_COLUMNS)
+        write_csv(Path(out) / "hypotheses_per_seed.csv", per_seed, HYPOTHESES_SEED_COLUMNS)
         info = {"arms": len(folders), "seeds": seeds, "grid": {k: list(v) if isinstance(v, tuple) else v
                                                                for k, v in grid.items()},
                 "fast": fast, "jobs": jobs, **cost(folders)}

@@ -71,18 +71,41 @@ def _ci(v: dict, lo: str, hi: str) -> str:
     return "- (fewer than 2 seeds)"
 
 
+def _p(x) -> str:
+    return f"{x:.3g}" if isinstance(x, float) and math.isfinite(x) else "-"
+
+
+def _improve(v: dict) -> str:
+    """P(A > B) [bootstrap 95%] of a verdict row, "-" without it."""
+    p = v.get("p_improve")
+    if not isinstance(p, float) or not math.isfinite(p):
+        return "-"
+    lo, hi = v.get("p_improve_low"), v.get("p_improve_high")
+    return f"{p:.2f} [{lo:.2f}, {hi:.2f}]" if isinstance(lo, float) and math.isfinite(lo) else f"{p:.2f}"
+
+
 def verdict_table(verdicts: list[dict], table: list[dict], regime: str) -> str:
     """verdicts.csv rows, with the per-seed differences read back from the table. ``regime``: the
-    study's method-name prefix ("" for compare, whose claims name methods in full)."""
+    study's method-name prefix ("" for compare, whose claims name methods in full). Rows of the
+    sequential rule (study/sequential.py) add the look, the per-look levels, the p-values over the
+    design, the Holm-adjusted verdict of the row's family and P(A > B)."""
     from .engine import paired
     from .keys import CLAIMS, method_name
+    from .sequential import verdict_text
 
     pairs = {claim: (method_name(regime, a), method_name(regime, b)) for claim, a, b in CLAIMS} if regime else {}
     for v in verdicts:
         if "a" in v and "b" in v:
             pairs[v["claim"]] = (v["a"], v["b"])
-    lines = ["| claim (A > B) | metric | seeds | per-seed A - B (points) | mean (points) | 95% t-interval | "
-             "90% interval (equivalence) | margin | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    new = any("verdict_holm" in v for v in verdicts)
+    if new:
+        lines = ["| claim (A > B) | family | metric | seeds (look) | per-seed A - B (points) | mean (points) | "
+                 "interval (1 - level) | equivalence interval (1 - 2 level_tost) | levels (test, TOST) | margin | "
+                 "p (difference, equivalence) | Holm p | verdict | **Holm-adjusted** | P(A > B) [95%] |",
+                 "|" + "---|" * 15]
+    else:
+        lines = ["| claim (A > B) | metric | seeds | per-seed A - B (points) | mean (points) | 95% t-interval | "
+                 "90% interval (equivalence) | margin | verdict |", "|---|---|---|---|---|---|---|---|---|"]
     for v in verdicts:
         diffs = ""
         if v["claim"] in pairs:
@@ -90,9 +113,17 @@ def verdict_table(verdicts: list[dict], table: list[dict], regime: str) -> str:
             diffs = ", ".join(f"{100 * (p - q):+.1f}" for p, q in zip(xa, xb))
         n = int(v.get("n_seeds", 0))
         margin = f"±{100 * v['margin']:.3g}" if isinstance(v.get("margin"), float) else "-"
-        lines.append(f"| {v['claim']} | {NAMES.get(v['metric'], v['metric'])} | {n} | {diffs or '-'} | "
-                     f"{_pts(v.get('mean_diff'))} | {_ci(v, 'ci_low', 'ci_high')} | {_ci(v, 'tost_low', 'tost_high')} | "
-                     f"{margin} | **{v['verdict']}** |")
+        if not new:
+            lines.append(f"| {v['claim']} | {NAMES.get(v['metric'], v['metric'])} | {n} | {diffs or '-'} | "
+                         f"{_pts(v.get('mean_diff'))} | {_ci(v, 'ci_low', 'ci_high')} | "
+                         f"{_ci(v, 'tost_low', 'tost_high')} | {margin} | **{v['verdict']}** |")
+            continue
+        look = int(v.get("look", n))
+        lines.append(f"| {v['claim']} | {v.get('family', '-')} | {NAMES.get(v['metric'], v['metric'])} | {n} ({look}) | "
+                     f"{diffs or '-'} | {_pts(v.get('mean_diff'))} | {_ci(v, 'ci_low', 'ci_high')} | "
+                     f"{_ci(v, 'tost_low', 'tost_high')} | {_p(v.get('level'))}, {_p(v.get('level_tost'))} | {margin} | "
+                     f"{_p(v.get('p'))}, {_p(v.get('p_tost'))} | {_p(v.get('p_holm'))}, {_p(v.get('p_tost_holm'))} | "
+                     f"{verdict_text(v)} | **{verdict_text(v, 'verdict_holm')}** | {_improve(v)} |")
     return "\n".join(lines)
 
 
@@ -252,6 +283,7 @@ def tradeoff_lines(rows: list[dict]) -> list[str]:
 def findings_lines(verdicts: list[dict], engagement: list[dict]) -> list[str]:
     """The page's summary, every number computed from verdicts.csv and engagement.csv."""
     from .files import CONDITIONS
+    from .sequential import verdict_text
 
     lines = []
     for claim in dict.fromkeys(v["claim"] for v in verdicts):
@@ -259,8 +291,15 @@ def findings_lines(verdicts: list[dict], engagement: list[dict]) -> list[str]:
         for v in (v for v in verdicts if v["claim"] == claim):
             ci = (f"95% [{_pts(v.get('ci_low'))}, {_pts(v.get('ci_high'))}]"
                   if isinstance(v.get("ci_low"), float) and math.isfinite(v["ci_low"]) else "no interval")
-            parts.append(f"**{v['verdict']}** on {NAMES.get(v['metric'], v['metric'])} ({_pts(v.get('mean_diff'))} "
-                         f"points, {ci}, {int(v.get('n_seeds', 0))} paired seeds)")
+            if "verdict_holm" not in v:        # a file from before the sequential rule
+                parts.append(f"**{v['verdict']}** on {NAMES.get(v['metric'], v['metric'])} ({_pts(v.get('mean_diff'))} "
+                             f"points, {ci}, {int(v.get('n_seeds', 0))} paired seeds)")
+                continue
+            ci = (f"[{_pts(v.get('ci_low'))}, {_pts(v.get('ci_high'))}] at level {_p(v.get('level'))}"
+                  if isinstance(v.get("ci_low"), float) and math.isfinite(v["ci_low"]) else "no interval")
+            parts.append(f"**{verdict_text(v, 'verdict_holm')}** after Holm (raw: {verdict_text(v)}) on "
+                         f"{NAMES.get(v['metric'], v['metric'])} ({_pts(v.get('mean_diff'))} points, {ci}, decided at "
+                         f"{int(v.get('look', 0))} of {int(v.get('n_seeds', 0))} paired seeds; P(A > B) {_improve(v)})")
         lines.append(f"- {claim}: " + "; ".join(parts) + ".")
     if engagement:
         n2 = sum(_yes(r.get("engaged_v2")) for r in engagement)
@@ -290,6 +329,9 @@ def hypotheses_lines(rows: list[dict]) -> list[str]:
             if v is None:
                 return "-"
             ci = _ci(v, "ci_low", "ci_high")
+            if "verdict_holm" in v:     # after Holm over every arm and metric (one family), raw beside it
+                return (f"{_pts(v.get('mean_diff'))} {ci} **{v['verdict_holm']}** (raw: {v['verdict']}, p "
+                        f"{_p(v.get('p'))}, TOST p {_p(v.get('p_tost'))}; n={int(v.get('n_seeds', 0))})")
             return f"{_pts(v.get('mean_diff'))} {ci} **{v['verdict']}** (n={int(v.get('n_seeds', 0))})"
 
         first = next(iter(mine.values()), {})
@@ -300,6 +342,10 @@ def hypotheses_lines(rows: list[dict]) -> list[str]:
     verdicts = [r["verdict"] for r in rows]
     counts = ", ".join(f"{verdicts.count(v)} {v}" for v in ("supported", "contradicted", "equivalent", "undecided")
                        if verdicts.count(v))
+    if rows and all("verdict_holm" in r for r in rows):
+        held = [r["verdict_holm"] for r in rows]
+        counts = (", ".join(f"{held.count(v)} {v}" for v in ("supported", "contradicted", "equivalent", "undecided")
+                            if held.count(v)) + f" after Holm over all {len(rows)} (raw, each at 5%: {counts})")
     lines += ["", f"Over {len(arms)} arms x {len({r['metric'] for r in rows})} metrics: {counts}. HDML's alpha: "
               "chosen on the arm's validation classes (H1, H2) or the study's (H3, H4); 0 = no pull, where the "
               "generator only reconstructs and conditions v2 cannot hold."]

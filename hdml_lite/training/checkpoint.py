@@ -1,7 +1,8 @@
 """Atomic, safe checkpoints.
 
 - Written to a temporary file in the same folder, then renamed: a run killed while
-  writing leaves the previous checkpoint intact. Leftover ``checkpoint.pt.*.tmp`` files
+  writing leaves the previous checkpoint intact. The file gets the mode ``open()`` would give
+  it under the umask (file_mode.py; mkstemp alone makes it private, 0600). Leftover ``checkpoint.pt.*.tmp`` files
   from such a kill are removed at the start of a run and after each successful save.
 - A write that fails because the disk is full (``ENOSPC``, or torch's "[enforce fail ...]
   unexpected pos" that it turns into) raises ``DiskFullError``: one line saying so, where,
@@ -29,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..file_mode import set_new_file_mode
 
 CHECKPOINT = "checkpoint.pt"
 KIT_KEYS = ("config", "step", "method")
@@ -91,12 +94,14 @@ def disk_full_error(exc: BaseException, path: Path) -> DiskFullError | None:
 
 def atomic_write_bytes(path: Path, write_fn) -> None:
     """Call ``write_fn(file_object)`` on a temp file beside ``path``, then ``os.replace`` it.
-    A full disk raises ``DiskFullError``; ``path`` itself is never touched by a failed write."""
+    A full disk raises ``DiskFullError``; ``path`` itself is never touched by a failed write.
+    The file gets the mode of a new file under the umask (e.g. 0644 under umask 022), not mkstemp's 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for attempt in (1, 2):
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
         try:
+            set_new_file_mode(fd, tmp)
             with os.fdopen(fd, "wb") as f:
                 write_fn(f)
                 f.flush()
@@ -216,6 +221,19 @@ def load_checkpoint(path: Path, map_location="cpu", purpose: str = "eval", kit: 
                                   f"expected the keys {', '.join(KIT_KEYS)} (a checkpoint.pt written by "
                                   f"`python -m hdml_lite train`){start_over}")
     return state
+
+
+def checkpoint_config(state: dict, path):
+    """The Config saved in a loaded checkpoint, checked as strictly as one from the command line
+    (``config.from_dict``: every key's type, then ``validate``); a bad one (e.g. a hand-edited
+    ``"eval_batch": "abc"``) is a ``ConfigError`` naming the file and the key."""
+    from ..config import ConfigError, from_dict
+
+    try:
+        return from_dict(state.get("config") if isinstance(state, dict) else state)
+    except ConfigError as exc:
+        raise ConfigError(f"checkpoint {str(path)!r} holds a config that does not pass the config check: {exc}; "
+                          f"the file was edited, or written by another version") from None
 
 
 def ensure_writable_dir(path: Path, what: str) -> Path:

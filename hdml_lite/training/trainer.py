@@ -9,6 +9,8 @@
 - Evaluation every ``train.eval_every`` steps on the validation split (when
   ``data.val_classes > 0``) and on the test split, for learning curves only: the
   reported model is always the final one, never one chosen on the test set.
+  Intermediate evaluations compute the retrieval metrics only (Recall@K, MAP@R,
+  R-precision); k-means (NMI, F1) runs at the final evaluation only.
 - A non-finite loss stops the run with a clear message after saving a checkpoint of
   the last good state (the error is raised before that step's update).
 - ``train.threads``: CPU threads (``torch.set_num_threads``) for the run; 0 = auto = 1
@@ -35,7 +37,8 @@ the same settings is refused with a line naming the folder that changed.
 
 One run per out_dir: ``train.out_dir/.lock`` holds the running process's PID (training/lock.py);
 a second run on the same folder is refused, a lock left by a killed run is taken over.
-Ctrl-C raises ``RunInterrupted``, whose one line says the step reached and the checkpoint kept.
+Ctrl-C lets the step being trained finish, writes a checkpoint of it (not when it lands inside an
+evaluation) and raises ``RunInterrupted``, whose one line says the step reached and the checkpoint kept.
 The checkpoint and metrics.json record where the starting weights came from (``weights``:
 source and sha256; models/backbones.py).
 """
@@ -249,9 +252,12 @@ def _train(cfg: Config, resume: bool, eval_sets: dict | None, callback, device: 
             write_json(out / "history.json", history)
 
     def run_eval(step: int) -> None:
+        # retrieval metrics at every evaluation; k-means (NMI, F1) only at the final one (its cost
+        # would dominate the learning curves' evaluations, and nothing chooses on it mid-run)
+        cluster = step == cfg.train.steps
         for split, ds in eval_sets.items():
             m = evaluate(method.embed, ds, ks=ks_for(cfg), batch_size=cfg.train.eval_batch, device=device,
-                         num_workers=cfg.data.num_workers, **kmeans_args(cfg))
+                         num_workers=cfg.data.num_workers, cluster=cluster, **kmeans_args(cfg))
             history["eval"].append({"step": step, "split": split, **m})
 
     kill_at = int(os.environ.get("HDML_KILL_AT_STEP", "-1"))  # test hook: simulate a crash
@@ -261,6 +267,7 @@ def _train(cfg: Config, resume: bool, eval_sets: dict | None, callback, device: 
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=cfg.name, disable=not cfg.train.progress)
     t0 = time.perf_counter()
     progress.step = start
+    clean = start       # steps whose state (weights, history, evaluations) is whole: what Ctrl-C saves
     try:
         for step in bar:
             progress.step = step
@@ -269,29 +276,43 @@ def _train(cfg: Config, resume: bool, eval_sets: dict | None, callback, device: 
             method.set_lr_scale(lr_scale(step, cfg.optim.milestones, cfg.optim.gamma))
             seed_step(cfg.train.seed, step)
             x, y = batches.get(step)              # on device; crops/flips seeded by (seed, step)
-            bn.save()
-            try:
-                logs = method.train_step(x, y, step)
-            except NonFiniteLossError as exc:
-                elapsed += time.perf_counter() - t0
-                bn.restore()                       # so the checkpoint is exactly the state after step - 1
-                checkpoint(step)
-                raise NonFiniteLossError(f"{exc} Checkpoint of the last good state saved to {ckpt_path}.") from exc
-            except Exception:
-                bn.restore()                       # a step that failed leaves the model as it was
-                raise
-            history["train"].append({"step": step, **logs})
+            with interrupts_held():               # Ctrl-C waits for the end of the step: half a step is not saved
+                clean = None
+                bn.save()
+                try:
+                    logs = method.train_step(x, y, step)
+                except NonFiniteLossError as exc:
+                    elapsed += time.perf_counter() - t0
+                    bn.restore()                   # so the checkpoint is exactly the state after step - 1
+                    checkpoint(step)
+                    raise NonFiniteLossError(f"{exc} Checkpoint of the last good state saved to {ckpt_path}.") \
+                        from exc
+                except Exception:
+                    bn.restore()                   # a step that failed leaves the model as it was
+                    raise
+                history["train"].append({"step": step, **logs})
+                done = step + 1
+                progress.step = done              # steps completed, as a checkpoint counts them
+                due = bool(cfg.train.eval_every and done % cfg.train.eval_every == 0 and done < steps)
+                clean = None if due else done     # an evaluation due at `done` belongs to its state
             if callback is not None:
                 callback(step, method, x, y, logs)
             bar.set_postfix(loss=f"{logs['loss']:.4g}")
-            done = step + 1
-            progress.step = done                  # steps completed, as a checkpoint counts them
-            if cfg.train.eval_every and done % cfg.train.eval_every == 0 and done < steps:
+            if due:
                 run_eval(done)
+                clean = done
             if cfg.train.ckpt_every and done % cfg.train.ckpt_every == 0:
                 elapsed_now = elapsed + time.perf_counter() - t0
                 elapsed, t0 = elapsed_now, time.perf_counter()
                 checkpoint(done)
+    except KeyboardInterrupt:
+        if clean is not None and clean > start and clean != progress.saved:
+            elapsed += time.perf_counter() - t0
+            try:                                  # Ctrl-C at a clean step: keep it (a rerun resumes from it)
+                checkpoint(clean)
+            except Exception:
+                pass                              # the last periodic checkpoint is intact (atomic writes)
+        raise
     finally:
         batches.close()                           # the DataLoader workers stop here, not at garbage collection
         bar.close()

@@ -27,14 +27,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 
-from .palette import color_for
+from .palette import FIG_MAX_W, LEGEND_PT, color_for
 from .plots import moving_average, save_figure
 
-PANELS = (
-    ("Classifier: real accuracy (solid), label kept on synthetics (dashed)",
+PANELS = (   # four panels in a 2 x 2 grid, at most FIG_MAX_W wide (a laptop screen)
+    ("Classifier: real accuracy (solid),\nlabel kept on synthetics (dashed)",
      (("acc_real", "-"), ("acc_syn", "--")), "accuracy", False),
     ("Weight of the synthetic loss J_syn", (("weight_syn", "-"),), "1 - exp(-beta / J_gen)", False),
-    ("Pull factor (1 = no pulling, ~0 = pulled to d+)", (("pull_factor", "-"),), "exp(-alpha / J_avg)", True),
+    ("Pull factor\n(1 = no pulling, ~0 = pulled to d+)", (("pull_factor", "-"),), "exp(-alpha / J_avg)", True),
     ("Hardness: real (solid), z^ (dashed), z~ (dotted)",
      (("hard_real", "-"), ("hard_aug", "--"), ("hard_gen", ":")), "median d(a, n) / d(a, p)", False),
 )
@@ -56,7 +56,8 @@ def plot_mechanism(histories: dict, path: str | Path | None = None, title: str =
 
     Returns the figure (saved to ``path`` and closed when given).
     """
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.3 * len(PANELS), 3.6))
+    fig, axes = plt.subplots(2, 2, figsize=(FIG_MAX_W, 7.2))
+    axes = axes.ravel()
     colours = {label: color_for(label, i) for i, label in enumerate(histories)}
     for ax, (panel_title, keys, ylabel, log) in zip(axes, PANELS):
         drawn = 0
@@ -88,7 +89,7 @@ def plot_mechanism(histories: dict, path: str | Path | None = None, title: str =
             if len(keys) > 1:                      # which line style is which series
                 handles += [Line2D([], [], color="0.3", ls=ls) for _, ls in keys]
                 names += [key for key, _ in keys]
-            ax.legend(handles, names, fontsize=6.5)
+            ax.legend(handles, names, fontsize=LEGEND_PT)
     fig.suptitle(title)
     fig.tight_layout()
     if path is not None:

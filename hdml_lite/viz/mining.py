@@ -33,7 +33,7 @@ from ..hdc.loss import pair_losses, route
 from ..hdml.augment import pull_factor
 from ..hdml.objective import synthetic_weight
 from ..training.trainer import train
-from .palette import HDC_HEAD_COLORS, ROLE_COLORS
+from .palette import FIG_MAX_W, HDC_HEAD_COLORS, LEGEND_PT, ROLE_COLORS
 
 
 @contextlib.contextmanager
@@ -153,7 +153,7 @@ def plot_hdc_selection(rec: dict, title: str | None = None):
     (bottom row), all pairs against the pairs the head keeps. Kept negatives with zero loss
     (beyond d^2 = 1) are drawn apart: they add nothing to the head's loss (docs/METHOD.md §2)."""
     heads = rec["heads"]
-    fig, axes = plt.subplots(2, len(heads), figsize=(4.2 * len(heads), 5.8), squeeze=False)
+    fig, axes = plt.subplots(2, len(heads), figsize=(min(FIG_MAX_W, 3.2 * len(heads)), 6.4), squeeze=False)
     bins = np.linspace(0, 4, 41)
     for k, hd in enumerate(heads):
         ax = axes[0][k]
@@ -165,16 +165,16 @@ def plot_hdc_selection(rec: dict, title: str | None = None):
         ax.axvline(1.0, color="black", ls="--", lw=1, label="d^2 = 1: loss 0 beyond")
         ax.set_xlabel("d^2 of a negative pair (unit sphere)")
         ax.set_ylabel("pairs")
-        ax.set_title(f"head {k + 1}: negatives, keeps {100 * kept.mean():.0f}%")
-        ax.legend(fontsize=7)
+        ax.set_title(f"head {k + 1}: negatives, keeps {100 * kept.mean():.0f}%", fontsize=10)
+        ax.legend(fontsize=LEGEND_PT)
         ax = axes[1][k]
         ax.hist(hd["pos_d2"], bins=bins, color="0.8", label=f"all positives ({len(hd['pos_d2'])})")
         ax.hist(hd["pos_d2"][hd["pos_kept"]], bins=bins, color=HDC_HEAD_COLORS[k],
                 label=f"kept ({int(hd['pos_kept'].sum())}): the farthest")
         ax.set_xlabel("d^2 of a positive pair (unit sphere)")
         ax.set_ylabel("pairs")
-        ax.set_title(f"head {k + 1}: positives")
-        ax.legend(fontsize=7)
+        ax.set_title(f"head {k + 1}: positives", fontsize=10)
+        ax.legend(fontsize=LEGEND_PT)
     fig.suptitle(title or f"HDC at step {rec['step']}: which pairs each head learns from")
     fig.tight_layout()
     return fig
@@ -196,7 +196,7 @@ def plot_hdml_synthesis(rec: dict, title: str | None = None):
     ax.set_ylabel("(anchor, negative) pairs")
     ax.set_title(title or f"HDML at step {rec['step']}: exp(-alpha/J_avg) = {rec['factor']:.2f}, "
                           f"weight of J_syn = {rec['weight_syn']:.2f}", fontsize=10)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=LEGEND_PT)
     fig.tight_layout()
     return fig
 
@@ -227,7 +227,7 @@ def plot_hardness_over_steps(hdc_probes: list, hdml_probes: list):
     kept positives (the farthest), and HDML's median distance / d+ of real, synthetic, generated
     negatives (lower = harder)."""
     h = hardness_over_steps(hdc_probes, hdml_probes)
-    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(15, 3.7))
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(FIG_MAX_W, 4.0))
     if len(h["hdc_steps"]):
         for k in range(3):
             a1.plot(h["hdc_steps"], 100 * h[f"hdc_active_neg_h{k + 1}"], color=HDC_HEAD_COLORS[k], marker="o",
@@ -238,13 +238,13 @@ def plot_hardness_over_steps(hdc_probes: list, hdml_probes: list):
     a1.axhline(20, color="0.4", ls="--", lw=1, label="head 3's share (20%)")
     a1.set_xlabel("training step")
     a1.set_ylabel("negative pairs with loss > 0 (%)")
-    a1.set_title("HDC: how many negatives are still hard")
-    a1.legend(fontsize=7)
+    a1.set_title("HDC: how many negatives\nare still hard", fontsize=10)
+    a1.legend(fontsize=LEGEND_PT)
     a1.grid(alpha=0.3)
     a2.set_xlabel("training step")
     a2.set_ylabel("mean d^2 of positive pairs")
-    a2.set_title("HDC: deeper heads keep the farthest positives")
-    a2.legend(fontsize=7)
+    a2.set_title("HDC: deeper heads keep\nthe farthest positives", fontsize=10)
+    a2.legend(fontsize=LEGEND_PT)
     a2.grid(alpha=0.3)
     names = {"hdml_d_neg": "real negatives", "hdml_d_syn": "synthetic z^", "hdml_d_gen": "generated z~"}
     for i, (k, n) in enumerate(names.items()):
@@ -253,8 +253,8 @@ def plot_hardness_over_steps(hdc_probes: list, hdml_probes: list):
     a3.axhline(1.0, color="black", ls="--", lw=1, label="d+")
     a3.set_xlabel("training step")
     a3.set_ylabel("median distance to anchor / d+")
-    a3.set_title("HDML: synthetic negatives pulled toward d+")
-    a3.legend(fontsize=7)
+    a3.set_title("HDML: synthetic negatives\npulled toward d+", fontsize=10)
+    a3.legend(fontsize=LEGEND_PT)
     a3.grid(alpha=0.3)
     fig.tight_layout()
     return fig

@@ -4,6 +4,7 @@
     budget = pick_budget(device)                       # "fast" | "cpu" | "full"
     cfg = notebook_config("lab_hdml_npair", "hdml.alpha=3", budget=budget)
     result = train(cfg)                                # resumes from runs/notebooks/...: instant when done
+    run = hdml_lite.pinned.get_run(cfg)                # the notebooks: the pinned copy (HDML_TRAIN=1: train)
 
 Budgets:
 
@@ -28,8 +29,9 @@ in ``notebooks/<budget>/<preset>[__<overrides>]``; results are read from ``resul
 (``$HDML_RESULTS``, else ``<repo>/results``, else the copy packaged with the kit:
 ``hdml_lite.results_data``).
 
-``text_progress_bars()`` makes the trainer draw its bar as text: saved copies of an executed
-notebook then end on the bar's final line (a tqdm widget is saved as its first frame, "0%").
+``text_progress_bars()`` (the set-up cell calls it) keeps tqdm.auto's bars, widgets in Jupyter and
+JupyterLab; with ``HDML_TEXT_BARS=1`` (for a notebook executed headless and saved, where a widget
+is saved as its first frame, "0%") it makes the trainer draw its bar as text instead.
 """
 from __future__ import annotations
 
@@ -79,21 +81,26 @@ def pick_budget(device=None) -> str:
 
 
 def text_progress_bars(mininterval: float = 2.0) -> None:
-    """Make the trainer's progress bar plain text (``tqdm.std``) instead of ``tqdm.auto``'s widget.
+    """The trainer's progress bar: tqdm.auto's widget in Jupyter (the default), or plain text
+    (``tqdm.std``) when ``HDML_TEXT_BARS=1``. Call once, in the set-up cell.
 
-    In a kernel, tqdm.auto draws an ipywidget; a notebook saved or executed without widget state
-    keeps only the widget's first text frame ("0%| 0/400"). A text bar rewrites one line with
-    carriage returns, so the saved copy ends on the final line ("100%| 400/400"). It redraws at
-    most every ``mininterval`` seconds (default 2), so that a saved copy stays small. Call once,
-    in the set-up cell.
+    A student sees a widget. A notebook executed headless (nbclient, papermill) and saved keeps
+    only a widget's first text frame ("0%| 0/400"); with ``HDML_TEXT_BARS=1`` the bar is a text
+    line rewritten with carriage returns, so the saved copy ends on the final line ("100%| 400/400"),
+    redrawn at most every ``mininterval`` seconds (default 2) so that the copy stays small.
     """
     from functools import partial
 
-    from tqdm.std import tqdm as text_tqdm
+    from tqdm.auto import tqdm as auto_tqdm
 
     from ..training import trainer
 
-    trainer.tqdm = partial(text_tqdm, mininterval=mininterval)
+    if os.environ.get("HDML_TEXT_BARS") == "1":
+        from tqdm.std import tqdm as text_tqdm      # opt-in: text for saved copies of headless runs
+
+        trainer.tqdm = partial(text_tqdm, mininterval=mininterval)
+    else:
+        trainer.tqdm = auto_tqdm
 
 
 def repo_root() -> Path | None:
@@ -120,6 +127,11 @@ def _slug(overrides) -> str:
     return "__".join(re.sub(r"[^A-Za-z0-9.=_-]", "_", o) for o in overrides)
 
 
+def run_key(preset: str, *overrides: str, seed: int = 0) -> str:
+    """A notebook run's folder name under ``runs/notebooks/<budget>/``: ``preset[__overrides][__seedN]``."""
+    return preset + (f"__{_slug(overrides)}" if overrides else "") + (f"__seed{seed}" if seed else "")
+
+
 def notebook_config(preset: str, *overrides: str, budget: str = "cpu", seed: int = 0) -> Config:
     """``get_preset(preset)`` + the budget's overrides + ``overrides``; out_dir under ``runs_dir()``."""
     if budget not in BUDGETS:
@@ -128,9 +140,17 @@ def notebook_config(preset: str, *overrides: str, budget: str = "cpu", seed: int
     extra = list(BUDGETS[budget])
     if cfg.model.pretrained:           # the shipped lab weights fix the CNN's width: keep the preset's
         extra = [o for o in extra if not o.startswith("model.width=")]
-    name = preset + (f"__{_slug(overrides)}" if overrides else "") + (f"__seed{seed}" if seed else "")
-    out = runs_dir() / "notebooks" / budget / name
+    out = runs_dir() / "notebooks" / budget / run_key(preset, *overrides, seed=seed)
     return apply_overrides(cfg, extra + [f"train.seed={seed}", *overrides, f"train.out_dir={out}"])
+
+
+def curve_metrics(histories: dict, wanted=("r1", "map_r")) -> tuple:
+    """The metrics of ``wanted`` that every test evaluation of every history has: the learning curves
+    plot R@1 and MAP@R (intermediate evaluations may be retrieval-only, without NMI).
+    histories: {label: history or [histories]}, a history being {"eval": [{"split", metric: value}]}."""
+    rows = [e for hs in histories.values() for h in (hs if isinstance(hs, list) else [hs])
+            for e in h.get("eval", []) if e.get("split", "test") == "test"]
+    return tuple(m for m in wanted if rows and all(r.get(m) is not None for r in rows))
 
 
 SWEEP_PULLS = (1.0, 0.5, 0.1, 0.01)    # the notebooks' graded alpha sweep, as pull factors
@@ -166,5 +186,6 @@ def describe_budget(budget: str, preset: str = "lab_hdml_npair") -> str:
     classes = f"{cfg.data.max_classes} classes" if cfg.data.max_classes else "all classes"
     size = f"{cfg.train.steps} steps, {classes}, {per}, CNN width {cfg.model.width}"
     return {"fast": f"FAST mode (HDML_FAST=1): {size}; numbers are meaningless, the code path is real.",
-            "cpu": f"CPU budget: {size} (about 45-75 CPU-seconds per run on one thread, measured).",
+            "cpu": f"CPU budget: {size}; the notebooks load the pinned runs of this budget "
+                   "(hdml_lite/pinned; HDML_TRAIN=1 trains them, each run's printout gives its training time).",
             "full": f"full lab preset {preset}: {size}."}[budget]

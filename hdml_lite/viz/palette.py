@@ -1,11 +1,13 @@
 """One palette for every figure of the kit: one colour per method, one per role, none shared.
 
-    color_for("lab_hdml_npair")          # '#0072B2' (also "HDML (N-pair)", "scratch_hdml_npair", ...)
+    color_for("lab_hdml_npair")          # '#332288' (also "HDML (N-pair)", "scratch_hdml_npair", ...)
     color_for("HDML without J_soft")     # '#CC79A7'
     ROLE_COLORS["synthetic"]             # the synthetic negative z^ in the geometric figures
 
-Methods: a baseline and its HDML version share a hue (HDML darker): N-pair sky blue /
-HDML(N-pair) blue, triplet orange / HDML(triplet) vermillion. Colours come from the
+Methods: a baseline is light and its HDML version dark, in a neighbouring but different hue, so
+that the two differ in lightness as well as hue (readable in grey print and for colour-blind
+readers; tests/test_figures_readable.py measures both in CIELAB): N-pair sky blue / HDML(N-pair)
+indigo, triplet orange / HDML(triplet) vermillion. Colours come from the
 Okabe-Ito and Paul Tol palettes (readable for colour-blind readers). Roles (anchor,
 positive, real negative, synthetic and generated negative) use colours no method uses,
 and plots of quantities that are not methods (J_avg against J_gen, ...) use black and
@@ -17,7 +19,7 @@ import re
 
 METHOD_COLORS = {
     "npair": "#56B4E9",                   # sky blue
-    "hdml_npair": "#0072B2",              # blue
+    "hdml_npair": "#332288",              # indigo (dark): L* 22 against N-pair's 70
     "triplet": "#E69F00",                 # orange
     "hdml_triplet": "#D55E00",            # vermillion
     "contrastive": "#999933",             # olive
@@ -28,7 +30,7 @@ METHOD_COLORS = {
     "hdc": "#009E73",                     # bluish green
     "hdml_npair_nosoftmax": "#CC79A7",    # reddish purple
     "hdml_npair_nosoftmax_wmatch": "#EE3377",   # magenta: without J_soft, synthetic weight matched
-    "hdml_npair_norecon": "#332288",      # indigo
+    "hdml_npair_norecon": "#117733",      # dark green
 }
 
 ROLE_COLORS = {
@@ -46,6 +48,11 @@ CLASS_COLORS = ("#77AADD", "#EE8866", "#EEDD88", "#FFAABB", "#99DDFF", "#44BB99"
 
 # HDC's heads 1-3: light to dark shades of HDC's colour (deeper head, darker)
 HDC_HEAD_COLORS = ("#7FCFB9", "#009E73", "#00553D")
+
+# Sizes for a laptop screen (tests/test_figures_readable.py): no figure wider than FIG_MAX_W inches
+# (960 px at matplotlib's default 100 dpi, legends and titles included), legends at LEGEND_PT or more
+FIG_MAX_W = 9.6
+LEGEND_PT = 9
 
 # Series that are not methods (J_avg vs J_gen, loss terms): black and greys, told apart by line style
 SERIES = (("#000000", "-"), ("#6E6E6E", "--"), ("#000000", ":"), ("#9A9A9A", "-."), ("#3C3C3C", (0, (5, 1, 1, 1))))

@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .palette import SERIES, color_for
+from .palette import FIG_MAX_W, LEGEND_PT, SERIES, color_for
 
 # The Okabe-Ito colours (kept for code outside viz/ that indexes them; viz/ itself uses palette.py)
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -37,11 +37,14 @@ def plot_learning_curves(histories: dict, metrics=("r1", "nmi", "f1"), split: st
 
     With several seeds per label, the line is the mean and the band the min-max spread.
     Colours: ``palette.color_for(label)``; labels naming the same method differ by line style.
+    NMI and F1 (k-means) are computed at the final evaluation only (training/trainer.py): their panel
+    shows one point per run and says so.
     """
     colours = [color_for(label, i) for i, label in enumerate(histories)]
     styles = [LINESTYLES[colours[:i].count(c) % len(LINESTYLES)] for i, c in enumerate(colours)]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(min(FIG_MAX_W, 3.2 * len(metrics)), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
+        longest = 0
         for i, (label, hs) in enumerate(histories.items()):
             hs = hs if isinstance(hs, list) else [hs]
             curves = [eval_curve(h, metric, split) for h in hs]
@@ -51,14 +54,16 @@ def plot_learning_curves(histories: dict, metrics=("r1", "nmi", "f1"), split: st
             steps = curves[0][0][:n]
             vals = np.stack([c[1][:n] for c in curves]) * 100
             colour = colours[i]
-            ax.plot(steps, vals.mean(0), marker="o", ms=3, color=colour, ls=styles[i], label=label)
+            longest = max(longest, n)
+            ax.plot(steps, vals.mean(0), marker="o", ms=3 if n > 1 else 6, color=colour, ls=styles[i], label=label)
             if len(hs) > 1:
                 ax.fill_between(steps, vals.min(0), vals.max(0), color=colour, alpha=0.2)
         ax.set_xlabel("training step")
         ax.set_ylabel(f"{METRIC_NAMES.get(metric, metric)} (%)")
-        ax.set_title(f"{METRIC_NAMES.get(metric, metric)} on {split} classes")
+        ax.set_title(f"{METRIC_NAMES.get(metric, metric)} on {split} classes"
+                     + ("\n(final evaluation only)" if longest == 1 else ""))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=LEGEND_PT)
     fig.suptitle(title)
     fig.tight_layout()
     if path is not None:
@@ -99,7 +104,7 @@ def plot_loss(history: dict, keys=("loss",), path=None, title="Training loss", l
     ax.set_xlabel("training step")
     ax.set_ylabel(f"loss (moving average over {w} steps)" if w > 1 else "loss (per step)")
     ax.set_title(title)
-    ax.legend()
+    ax.legend(fontsize=LEGEND_PT)
     fig.tight_layout()
     if path is not None:
         save_figure(fig, path)
@@ -116,7 +121,8 @@ def plot_class_grid(dataset, n_classes: int = 12, per_class: int = 8, seed: int 
     rng = np.random.default_rng(seed)
     classes = np.unique(dataset.labels)
     rows = classes[np.linspace(0, len(classes) - 1, min(n_classes, len(classes))).round().astype(int)]
-    fig, axes = plt.subplots(len(rows), per_class, figsize=(0.75 * per_class + 0.8, 0.75 * len(rows) + 0.5),
+    cell = min(0.75, (FIG_MAX_W - 0.8) / max(1, per_class))
+    fig, axes = plt.subplots(len(rows), per_class, figsize=(cell * per_class + 0.8, cell * len(rows) + 0.5),
                              squeeze=False)
     for r, c in enumerate(rows):
         idx = np.flatnonzero(dataset.labels == c)
@@ -142,7 +148,7 @@ def plot_hdml_state(history: dict, alpha: float, beta: float, title: str = "HDML
 
     rows = [r for r in history["train"] if "j_avg" in r]
     steps = np.array([r["step"] for r in rows])
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(FIG_MAX_W, 3.6))
     (c0, s0), (c1, s1) = SERIES[:2]
     a1.plot(steps, [r["j_avg"] for r in rows], color=c0, ls=s0, label="J_avg (metric loss)")
     a1.plot(steps, [r["j_gen_avg"] for r in rows], color=c1, ls=s1, label="J_gen (generator loss)")
@@ -150,7 +156,7 @@ def plot_hdml_state(history: dict, alpha: float, beta: float, title: str = "HDML
     a1.set_xlabel("training step")
     a1.set_ylabel("running mean (log scale)")
     a1.set_title("Running losses (held fixed within a block)")
-    a1.legend(fontsize=8)
+    a1.legend(fontsize=LEGEND_PT)
     a1.grid(alpha=0.3)
     a2.plot(steps, [pull_factor(alpha, r["j_avg"]) for r in rows], color=c0, ls=s0,
             label=f"exp(-alpha/J_avg), alpha = {alpha:g}")
@@ -159,7 +165,7 @@ def plot_hdml_state(history: dict, alpha: float, beta: float, title: str = "HDML
     a2.set_xlabel("training step")
     a2.set_ylabel("factor")
     a2.set_title("How hard, and how much the synthetics count")
-    a2.legend(fontsize=8)
+    a2.legend(fontsize=LEGEND_PT)
     a2.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
@@ -174,7 +180,8 @@ def plot_npair_batch(images, labels, n_pairs: int = 8, class_names=None,
     images = np.asarray(images)
     labels = np.asarray(labels)
     n_pairs = min(n_pairs, len(images) // 2)
-    fig, axes = plt.subplots(2, n_pairs, figsize=(1.1 * n_pairs + 0.8, 2.8), squeeze=False)
+    cell = min(1.1, (FIG_MAX_W - 0.8) / max(1, n_pairs))
+    fig, axes = plt.subplots(2, n_pairs, figsize=(cell * n_pairs + 0.8, 2.8), squeeze=False)
     for k in range(n_pairs):
         for r, name in enumerate(("anchor", "positive")):
             ax = axes[r][k]

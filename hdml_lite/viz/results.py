@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..study.paper import DATASETS, DISPLAY, PAPER, dataset_key, split_name
-from .palette import color_for
+from .palette import FIG_MAX_W, LEGEND_PT, color_for
 from .plots import METRIC_NAMES
 
 # The papers' numbers (docs/METHOD.md §1.8 and §2) live in one place: hdml_lite.study.paper.
@@ -132,11 +132,13 @@ def comparison_markdown(summary: dict, metrics=TABLE_METRICS, paper_dataset: str
 
 def curves_to_histories(rows: list[dict], split: str | None = None) -> dict:
     """curves.csv rows (method,seed,step,split,nmi,f1,r1) -> {method: [history per seed]} in the
-    trainer's history format (keys: display names, see ``label``), for ``plot_learning_curves``."""
+    trainer's history format (keys: display names, see ``label``), for ``plot_learning_curves``.
+    NMI and F1 are present at the final step only (k-means runs at the final evaluation)."""
     per: dict = defaultdict(lambda: defaultdict(list))
     for r in rows:
         if split is None or r["split"] == split:
-            per[r["method"]][r["seed"]].append({k: v for k, v in r.items() if k not in ("method", "seed")})
+            per[r["method"]][r["seed"]].append({k: v for k, v in r.items()      # empty: no k-means at that step
+                                                if k not in ("method", "seed") and v not in ("", None)})
     return {label(m): [{"train": [], "eval": sorted(ev, key=lambda e: e["step"])} for _, ev in sorted(seeds.items())]
             for m, seeds in per.items()}
 
@@ -233,8 +235,8 @@ def mechanism_to_histories(rows: list[dict] | None, seed: int = 0) -> dict:
 
 def plot_sweep(rows: list[dict], metrics=("r1", "nmi", "f1"), split: str = "test", ax_row=None,
                title: str = "Pulling factor alpha (paper fig. 7)", reference: dict | None = None):
-    """One panel per metric: mean over seeds against alpha (log axis; alpha = 0 drawn left of the smallest
-    positive alpha, ticks at the swept values), min-max band when an alpha has several seeds.
+    """One panel per metric: mean over seeds at each swept alpha, the alphas evenly spaced in increasing
+    order (one tick each, so that close alphas never overprint), min-max band when an alpha has several seeds.
 
     rows: sweep.csv rows (alpha, seed, split, metrics; optional ``pull_factor``, the run's final
     exp(-alpha/J_avg), printed under each tick; optional ``pull_target``, the pull factor the alpha
@@ -244,9 +246,15 @@ def plot_sweep(rows: list[dict], metrics=("r1", "nmi", "f1"), split: str = "test
     """
     rows = [r for r in rows if r.get("split", split) == split]
     alphas = sorted({float(r["alpha"]) for r in rows})
-    if ax_row is None:
-        fig, ax_row = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
-        ax_row = ax_row[0]
+    if ax_row is None:   # as many panels per row as leave each tick about 0.55 inch (no overprinting)
+        cols = max(1, min(len(metrics), int(FIG_MAX_W // (0.55 * len(alphas) + 1.0))))
+        rows_n = -(-len(metrics) // cols)
+        fig, grid = plt.subplots(rows_n, cols, figsize=(FIG_MAX_W if cols > 1 else min(FIG_MAX_W, 0.55 * len(alphas)
+                                                                                          + 2.0), 3.6 * rows_n + 0.4),
+                                 squeeze=False)
+        ax_row = list(grid.ravel())
+        for ax in ax_row[len(metrics):]:
+            ax.set_visible(False)
     fig = ax_row[0].figure
     pkey = "pull_factor" if any(isinstance(r.get("pull_factor"), float) for r in rows) else "pull_factor_median"
     methods = list(dict.fromkeys(r.get("method", "lab_hdml_npair") for r in rows)) or ["lab_hdml_npair"]
@@ -256,14 +264,12 @@ def plot_sweep(rows: list[dict], metrics=("r1", "nmi", "f1"), split: str = "test
     targets = {float(r["alpha"]): r["pull_target"] for r in rows if isinstance(r.get("pull_target"), float)}
     if len(targets) == len(alphas):    # a grid chosen from the pull factor: label each alpha by its target
         ticks = [f"p={targets[a]:g}\n\u03b1={a:.2g}" for a in alphas]
-        x_label = "target pull factor p, and its alpha (= -J_avg ln p at the tracked J_avg)"
+        x_label = "target pull factor p and its alpha\n(alpha = -J_avg ln p at the tracked J_avg)"
     else:
         ticks = [f"{a:g}" + (f"\n({np.mean(p):.2f})" if p else "") for a, p in zip(alphas, pulls)]
-        x_label = "alpha" + (" (median pull factor exp(-alpha/J_avg))" if any(pulls) else " (pulling factor)")
+        x_label = "alpha" + ("\n(median pull factor exp(-alpha/J_avg))" if any(pulls) else " (pulling factor)")
     base_colour = color_for("npair")
-    positive = [a for a in alphas if a > 0]
-    # log axis; alpha = 0 (no augmentation) drawn a quarter of the smallest positive alpha to the left
-    x = np.array([a if a > 0 else (min(positive) / 4 if positive else 1.0) for a in alphas])
+    x = np.arange(len(alphas), dtype=float)      # evenly spaced: the grid's alphas span decades, some close
     for ax, m in zip(ax_row, metrics):
         for j, meth in enumerate(methods):
             vals = [[100 * r[m] for r in rows if float(r["alpha"]) == a and r.get("method", main) == meth
@@ -278,15 +284,14 @@ def plot_sweep(rows: list[dict], metrics=("r1", "nmi", "f1"), split: str = "test
                                 color=colour, alpha=0.2, label="min-max over seeds")
         if reference and m in reference:
             ax.axhline(100 * reference[m], color=base_colour, ls="--", label="baseline N-pair")
-        ax.set_xscale("log")
-        ax.minorticks_off()
-        ax.set_xticks(x, ticks, fontsize=8 if any(pulls) or targets else None)
-        ax.set_xlabel(x_label, fontsize=8 if targets else None)
+        ax.set_xticks(x, ticks, fontsize=8)
+        ax.set_xlim(-0.5, len(alphas) - 0.5)
+        ax.set_xlabel(x_label, fontsize=8)
         ax.set_ylabel(f"{METRIC_NAMES.get(m, m)} (%)")
         ax.set_title(f"{METRIC_NAMES.get(m, m)} on {split} classes")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"{title}: {sweep_caption(rows, split)}")
+        ax.legend(fontsize=LEGEND_PT)
+    fig.suptitle(f"{title}:\n{sweep_caption(rows, split)}", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -294,7 +299,7 @@ def plot_sweep(rows: list[dict], metrics=("r1", "nmi", "f1"), split: str = "test
 def plot_result_bars(summary: dict, metrics=("r1", "nmi", "f1"), title: str = "Final models on the test classes"):
     """Grouped bars (mean, with std error bars when several seeds) of ``summarise`` output."""
     names = list(summary)
-    fig, ax = plt.subplots(figsize=(min(12.0, 2.0 + 0.45 * len(metrics) * max(1, len(names))), 3.8))
+    fig, ax = plt.subplots(figsize=(min(FIG_MAX_W, 2.0 + 0.45 * len(metrics) * max(1, len(names))), 4.2))
     width = 0.8 / max(1, len(names))
     x = np.arange(len(metrics))
     for i, n in enumerate(names):
@@ -305,7 +310,7 @@ def plot_result_bars(summary: dict, metrics=("r1", "nmi", "f1"), title: str = "F
     ax.set_xticks(x, [METRIC_NAMES.get(m, m) for m in metrics])
     ax.set_ylabel("score (%)")
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend(fontsize=LEGEND_PT, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=min(3, max(1, len(names))))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig

@@ -20,7 +20,7 @@ import torch
 
 from ..hdml.augment import augment_triplet, pull_factor
 from ..hdml.objective import synthetic_weight
-from .palette import ROLE_COLORS, SERIES
+from .palette import LEGEND_PT, ROLE_COLORS, SERIES
 
 MARKERS = ("o", "s", "^")
 CLASS_ROLES = ("positive", "negative", "other")     # toy class 0: the anchor's; 1: the negative's; 2: another
@@ -137,7 +137,7 @@ def draw_augmentation(ax, toy: ToyData, geom: dict, show_generated: bool = True,
     ax.set_title(f"alpha = {geom['alpha']:.3g}, J_avg = {geom['j_avg']:.3g}: "
                  f"exp(-alpha/J_avg) = {geom['factor']:.2f}", fontsize=10)
     if legend:
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), framealpha=0.9)
+        ax.legend(fontsize=LEGEND_PT, loc="upper left", bbox_to_anchor=(1.02, 1.0), framealpha=0.9)
     return ax
 
 
@@ -152,7 +152,7 @@ def plot_pull_factor(ax=None, alphas=(1.0, 7.0, 90.0), j_avg=None):
     ax.set_xlabel("J_avg (running metric loss)")
     ax.set_ylabel("exp(-alpha / J_avg)")
     ax.set_title("Pull factor: 1 = no pulling, 0 = pulled to d+")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=LEGEND_PT)
     ax.grid(alpha=0.3)
     return ax
 
@@ -168,6 +168,6 @@ def plot_synthetic_weight(ax=None, betas=(5e3, 1e4, 5e4), j_gen=None):
     ax.set_xlabel("J_gen (running generator loss)")
     ax.set_ylabel("weight of J_syn = 1 - exp(-beta / J_gen)")
     ax.set_title("Synthetic-loss weight: small while G is poor")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=LEGEND_PT)
     ax.grid(alpha=0.3)
     return ax

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-from .palette import CLASS_COLORS, ROLE_COLORS
+from .palette import CLASS_COLORS, FIG_MAX_W, ROLE_COLORS
 
 
 def _as_array(emb, normalise: bool) -> np.ndarray:
@@ -143,6 +143,19 @@ def thumbnail_scatter(ax, coords, images, labels, n_thumbs: int = 60, zoom: floa
     ax.set_xticks([])
     ax.set_yticks([])
     return ax
+
+
+def map_grid(n: int, max_cols: int = 3):
+    """A figure of ``n`` square panels for maps side by side, at most ``max_cols`` per row and
+    FIG_MAX_W inches wide (a laptop screen). Returns (fig, axes): a flat list of ``n`` axes."""
+    cols = max(1, min(n, max_cols))
+    rows = -(-n // cols)
+    side = FIG_MAX_W / cols
+    fig, axes = plt.subplots(rows, cols, figsize=(FIG_MAX_W, side * rows), squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
 
 
 def plot_tsne_map(coords, labels, images=None, ax=None, title: str = "t-SNE of the test embeddings",

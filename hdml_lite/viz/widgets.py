@@ -16,7 +16,7 @@ from functools import lru_cache
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .palette import ROLE_COLORS
+from .palette import FIG_MAX_W, LEGEND_PT, ROLE_COLORS
 from .toy import ToyData, augmentation_geometry, draw_augmentation, toy_manifolds
 from .tsne import thumbnail_scatter
 
@@ -32,7 +32,7 @@ def update_augmentation(alpha: float, j_avg: float, toy: ToyData | None = None, 
     toy = toy or _default_toy()
     geom = augmentation_geometry(toy, alpha, j_avg)
     if draw:
-        fig, ax = plt.subplots(figsize=(9.5, 5.0))
+        fig, ax = plt.subplots(figsize=(FIG_MAX_W, 4.6))
         draw_augmentation(ax, toy, geom)
         fig.tight_layout()
         geom["fig"] = fig
@@ -123,7 +123,7 @@ def draw_synthetic(ax, explorer, view: dict, title: str | None = None):
     ax.set_ylabel("t-SNE 2")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.legend(fontsize=7, loc="best", framealpha=0.9)
+    ax.legend(fontsize=LEGEND_PT, loc="best", framealpha=0.9)
     ax.set_title(title or (f"alpha = {view['alpha']:.3g}, J_avg = {view['j_avg']:.3g}: "
                            f"exp(-alpha/J_avg) = {view['factor']:.2f}"), fontsize=10)
     return ax
@@ -134,7 +134,7 @@ def update_synthetic(alpha: float, explorer, draw: bool = False) -> dict:
     ``alpha``, from a ``SyntheticExplorer`` (cached after ``explorer.precompute``)."""
     view = dict(explorer.at(alpha))
     if draw:
-        fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), gridspec_kw={"width_ratios": [1.6, 1]})
+        fig, axes = plt.subplots(1, 2, figsize=(FIG_MAX_W, 5.0), gridspec_kw={"width_ratios": [1.5, 1]})
         draw_synthetic(axes[0], explorer, view)
         ax = axes[1]
         k = np.arange(len(view["d_neg"]))
@@ -150,7 +150,7 @@ def update_synthetic(alpha: float, explorer, draw: bool = False) -> dict:
         ax.set_xlabel("negative class j")
         ax.set_ylabel("distance to the anchor / d+")
         ax.set_title("z^ lies between d+ (1) and the real z-", fontsize=10)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=LEGEND_PT)
         fig.tight_layout()
         view["fig"] = fig
     return view
