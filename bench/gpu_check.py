@@ -3,6 +3,7 @@
     python bench/gpu_check.py                      # CUDA + AMP: cub_npair and cub_hdml_npair, 300 steps each
     python bench/gpu_check.py --steps 3 --tiny     # a CPU smoke run of the same script (seconds)
     python bench/gpu_check.py --weights googlenet-1378be20.pth   # start from ImageNet weights (a local file)
+    python bench/gpu_check.py --notebook 100 --json $OUT/gpu_check.json   # then notebook 06 in GPU mode, 100 steps a run
 
 One prepared script for a machine with a GPU (run it there as is; it needs no network, no
 dataset and no install: it imports the kit from this checkout), e.g. on a lent machine
@@ -21,6 +22,12 @@ It records per preset:
   pipeline's ``get``); near 0 means the GPU, not the data loading, sets the pace;
 - ``peak_mem_gib``: peak GPU memory allocated (``torch.cuda.max_memory_allocated``);
 - ``final``: the test metrics after the run (synthetic data: only a sanity check).
+
+``--notebook STEPS`` then executes ``notebooks/06_paper_protocol.ipynb`` with nbclient (GPU mode on a
+GPU, its smoke mode elsewhere) on a full-size synthetic CUB (``HDML_NB06_DATA=synthetic``: the machine
+needs no network), two seeds of STEPS steps per preset, its runs in a temporary ``HDML_RUNS``; it
+records the wall time and any error under ``"notebook06"`` and saves the executed copy next to
+``--json`` (``<json>.06.ipynb``), so both checks are one prepared command.
 
 The last line printed is one JSON object. A preset that fails is reported with its error and the
 others still run (exit code 1 then). Without CUDA (or with ``--device cpu``) it runs on the CPU,
@@ -52,6 +59,40 @@ PRESETS = ("cub_npair", "cub_hdml_npair")
 
 # ---------------------------------------------------------------- synthetic CUB
 from hdml_lite.data.tiny import make_synthetic_cub  # noqa: E402  (the real file layout; also notebook 06)
+
+
+# ---------------------------------------------------------------- notebook 06 in GPU mode
+NOTEBOOK06 = Path(__file__).resolve().parents[1] / "notebooks" / "06_paper_protocol.ipynb"
+
+
+def run_notebook06(steps: int, work: Path, saved: Path | None, timeout: int = 3600) -> dict:
+    """Execute notebook 06 top to bottom (see the module docstring); returns {"wall_s", "steps",
+    "saved", "error"}. Without CUDA the notebook runs its own smoke mode instead."""
+    import nbclient
+    import nbformat
+
+    env = {"HDML_NB06_DATA": "synthetic", "HDML_NB06_STEPS": str(steps), "HDML_NB06_SEEDS": "0,1",
+           "HDML_RUNS": str(work / "nb06_runs"), "MPLBACKEND": "Agg"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    nb = nbformat.read(NOTEBOOK06, as_version=4)
+    t = time.perf_counter()
+    error = None
+    try:
+        nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(NOTEBOOK06.parent)}}).execute()
+    except Exception as exc:  # CellExecutionError names the cell; keep the partial copy
+        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    if saved is not None:
+        nbformat.write(nb, saved)
+    return {"wall_s": round(time.perf_counter() - t, 1), "steps": steps, "saved": str(saved) if saved else None,
+            "error": error}
 
 
 # ---------------------------------------------------------------- timing hooks
@@ -180,7 +221,12 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default="", help="also write the JSON result to this file")
     ap.add_argument("--threads", type=int, default=0, help="train.threads (0: auto: torch's default on CUDA, 1 on a CPU)")
     ap.add_argument("--no-cache", action="store_true", help="decode the JPEGs in every step instead of data.cache")
+    ap.add_argument("--notebook", type=int, default=0, metavar="STEPS",
+                    help="then execute notebook 06 (GPU mode) with STEPS steps per run (0: skip)")
     args = ap.parse_args(argv)
+    if args.notebook < 0:
+        print(f"--notebook={args.notebook}: expected a number of steps >= 1 (0: skip the notebook)", file=sys.stderr)
+        return 2
     if args.steps < 2:
         print(f"--steps={args.steps}: expected at least 2 (timings are intervals between steps)", file=sys.stderr)
         return 2
@@ -230,6 +276,12 @@ def main(argv=None) -> int:
         print(f"{name}: {json.dumps(result['runs'][name])}", flush=True)
         if device == "cuda":
             torch.cuda.empty_cache()
+    if args.notebook:
+        print(f"--- notebook 06, {args.notebook} steps per run", flush=True)
+        saved = Path(str(args.json) + ".06.ipynb") if args.json else None
+        result["notebook06"] = run_notebook06(args.notebook, root, saved)
+        ok = ok and result["notebook06"]["error"] is None
+        print(f"notebook06: {json.dumps(result['notebook06'])}", flush=True)
     result["load_avg_end"] = load_avg()
     line = json.dumps(result)
     if args.json:

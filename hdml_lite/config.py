@@ -254,6 +254,8 @@ def set_key(cfg: Config, key: str, value) -> None:
     hints = typing.get_type_hints(type(sub))
     t = hints[parts[1]]
     t = typing.get_origin(t) or t
+    if key in PATH_KEYS and isinstance(value, os.PathLike):
+        value = os.fspath(value)
     if isinstance(value, str):
         value = _parse(value, t, key)
     elif t is float and isinstance(value, int) and not isinstance(value, bool):
@@ -415,6 +417,9 @@ def validate(cfg: Config) -> Config:
             for g in dataclasses.fields(sub):
                 key, value = f"{f.name}.{g.name}", getattr(sub, g.name)
                 t = typing.get_origin(hints[g.name]) or hints[g.name]
+                if key in PATH_KEYS and isinstance(value, os.PathLike):   # a pathlib.Path set in Python
+                    value = os.fspath(value)
+                    setattr(sub, g.name, value)
                 if not _type_ok(value, t):
                     raise ConfigError(f"config key {key}={value!r} ({type(value).__name__}); expected "
                                       f"{_TYPE_WORDS.get(t, getattr(t, '__name__', t))}")

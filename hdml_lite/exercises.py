@@ -282,7 +282,10 @@ def evaluate_heads(run, test_set=None, device=None) -> dict:
     from .data import load_dataset
     from .evaluation import evaluate, ks_for
 
-    method = getattr(run, "method", run)
+    try:
+        method = run.method if hasattr(type(run), "method") or hasattr(run, "method") else run
+    except AttributeError as exc:           # a pinned run without its weights says how to get them
+        raise ValueError(f"evaluate_heads: {exc}") from None
     cfg = getattr(method, "cfg", None)
     if cfg is None or cfg.train.method != "hdc":
         got = cfg.train.method if cfg is not None else type(method).__name__

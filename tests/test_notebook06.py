@@ -42,7 +42,7 @@ def test_gpu_mode_is_the_papers_protocol():
     code = "\n".join(_source(c) for c in _cells() if c["cell_type"] == "code")
     assert 'PRESETS = ("cub_npair", "cub_hdml_npair")' in code
     assert "source = None" in code and 'download_dataset("cub", DATA_ROOT, info=source)' in code
-    assert "drive.mount(" in code and "train(cfg)" in code and "claim_verdict(" in code
+    assert "drive.mount(" in code and "google.colab.drive" in code and "train(cfg)" in code and "claim_verdict(" in code
     assert not re.search(r"^\s*(def|class) ", code, re.M), "define functions in hdml_lite, not in notebooks"
 
 

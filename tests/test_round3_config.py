@@ -61,6 +61,8 @@ def test_tilde_and_variables_expand_in_every_path_key(key, home, tmp_path):
     cfg = Config()                                                          # built in Python: validate expands
     setattr(getattr(cfg, sec), k, "~/p")
     assert _get(validate(cfg), key) == str(home / "p")
+    setattr(getattr(cfg, sec), k, Path("~/q"))                            # a pathlib.Path too, stored as str
+    assert _get(validate(cfg), key) == str(home / "q")
 
 
 def test_unset_variable_in_a_path_is_one_line_naming_the_key(home):

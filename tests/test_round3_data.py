@@ -155,7 +155,8 @@ def test_rgba_ink_on_transparent_reads_dark_on_light(tmp_path, channels):
 def test_rgba_light_ink_on_transparent_stays_visible():
     from hdml_lite.data.base import to_mode
 
-    a = np.zeros((8, 8, 4), np.uint8)
+    a = np.full((8, 8, 4), 255, np.uint8)
+    a[..., 3] = 0                               # transparent pixels that hold white
     a[2:6, 2:6] = (250, 250, 250, 255)          # white ink, the rest transparent
     g = np.asarray(to_mode(Image.fromarray(a, "RGBA"), "L"))
     assert g[3, 3] == 250 and g[0, 0] == 0, "light ink goes onto a dark background, not onto white"

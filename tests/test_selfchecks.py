@@ -149,3 +149,15 @@ def test_the_teaching_guide_lists_only_checked_mistakes():
     guide = (REPO / "docs" / "TEACHING.md").read_text(encoding="utf-8")
     section = guide.split("## Common mistakes the self-checks catch")[1].split("\n## ")[0]
     assert sorted(re.findall(r"^\| (\d\d\.\d) \|", section, flags=re.M)) == sorted(MISTAKES)
+
+
+def test_evaluate_heads_on_a_run_without_weights_says_what_to_do():
+    class Pinned:                       # as hdml_lite.pinned's runs whose weights are not pinned
+        cfg = None
+
+        @property
+        def method(self):
+            raise AttributeError("the pinned run lab_hdc has no pinned weights: train it (HDML_TRAIN=1, or train(cfg))")
+
+    with pytest.raises(ValueError, match="no pinned weights: train it"):
+        evaluate_heads(Pinned())

@@ -146,8 +146,8 @@ def test_probability_of_improvement_and_its_bootstrap_interval():
 def _settings(**kw):
     from hdml_lite.study.plan import Settings
 
-    base = dict(specs=(), runs=Path("/nonexistent"), base=[], steps=10, claims=(("A > B", "a", "b"), ("A > C", "a", "c")),
-                headline_claims=1, seeds_key=5, max_seeds=10, margin=0.01)
+    base = dict(specs=(), runs=Path("/nonexistent"), base=[], steps=10, headline_claims=1, seeds_key=5,
+                max_seeds=10, margin=0.01, claims=(("A > B", "a", "b"), ("A > C", "a", "c")))
     return Settings(**{**base, **kw})
 
 
@@ -204,3 +204,29 @@ def test_reverdict_of_the_committed_files(tmp_path):
                  and r["metric"] == "r1"]
     assert len(lab_seeds) == 9 and all(r["diff"] == pytest.approx(r["score_a"] - r["score_b"]) for r in lab_seeds)
     assert main(["reverdict", "--results", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
+
+
+def test_tables_show_raw_and_adjusted_verdicts_side_by_side():
+    """New verdict rows: the table and the findings lead with the Holm-adjusted verdict, the raw one beside
+    it, with look, levels and P(A > B); rows from before the rule keep their old rendering."""
+    from hdml_lite.study.tables import findings_lines, hypotheses_lines, verdict_table
+
+    table = [{"method": m, "seed": k, "r1": 0.7 + (0.01 if m == "a" else 0.0) + 0.001 * k * (m == "a"), "nmi": 0.6}
+             for k in range(5) for m in ("a", "b")]
+    v = verdict_row_for(table)
+    text = verdict_table([v], table, "")
+    assert "Holm-adjusted" in text and "| headline | R@1 | 5 (5) |" in text and "**supported**" in text
+    line = findings_lines([v], [])[0]
+    assert line.startswith("- a > b: **supported** after Holm (raw: supported) on R@1") and "P(A > B) 1.00" in line
+    old = {k: v[k] for k in ("claim", "metric", "n_seeds", "mean_diff", "ci_low", "ci_high", "verdict")}
+    assert "after Holm" not in findings_lines([old], [])[0] and "Holm" not in verdict_table([old], table, "")
+    hyp = [dict(v, hypothesis="H1", setting="s", loss="npair", family="hypotheses", verdict="contradicted",
+                verdict_holm="undecided")]
+    assert "1 undecided after Holm over all 1 (raw, each at 5%: 1 contradicted)" in hypotheses_lines(hyp)[-1]
+
+
+def verdict_row_for(table):
+    from hdml_lite.study.engine import claim_verdict
+
+    v = claim_verdict(table, "a", "b", "r1", 0.01, (5, 10))
+    return sq.with_holm([{"claim": "a > b", "family": "headline", "a": "a", "b": "b", "metric": "r1", **v}])[0]

@@ -13,7 +13,7 @@ from hdml_lite.study.__main__ import main
 from hdml_lite.study.collect import collect, estimate_hours
 from hdml_lite.study.files import (CURVE_COLUMNS, ENGAGEMENT_COLUMNS, MECHANISM_COLUMNS, SELECTION_COLUMNS,
                                    SWEEP_COLUMNS, TABLE_COLUMNS, VERDICT_COLUMNS, header, read_rows)
-from hdml_lite.study.engine import choose
+from hdml_lite.study.engine import choices, choose
 from hdml_lite.study.lab import make_settings
 from hdml_lite.study.paper import PAPER, compare_markdown, split_name
 from hdml_lite.study.plan import (Choices, dummy_choices, eval_splits, overrides, plan_all, plan_counts, plan_final,
@@ -24,7 +24,7 @@ from hdml_lite.study.stats import alpha_grid, paired_verdict, second_half_median
 def test_fast_study_writes_every_csv_figure_and_readme(tmp_path, capsys):
     out = tmp_path / "results"
     t0 = time.process_time()          # CPU time: the budget (< 60 s), robust to a busy machine
-    assert main(["lab", "--fast", "--out", str(out)]) == 0
+    assert main(["lab", "--fast", "--design", "once", "--out", str(out)]) == 0   # the committed study's design
     assert time.process_time() - t0 < 60
     for name, cols in (("lab_table", TABLE_COLUMNS), ("curves", CURVE_COLUMNS), ("sweep", SWEEP_COLUMNS),
                        ("selection", SELECTION_COLUMNS), ("verdicts", VERDICT_COLUMNS),
@@ -77,7 +77,8 @@ def test_fast_study_writes_every_csv_figure_and_readme(tmp_path, capsys):
         assert text in readme, text
     info = json.loads((out / "study.json").read_text())
     assert info["regime"] == "lab" and info["runs_done"] == info["runs_total"] >= 36
-    assert info["plan_fingerprint"] == plan_fingerprint(make_settings("lab", out / "runs", fast=True))
+    fast = make_settings("lab", out / "runs", fast=True, design="once")
+    assert info["plan_fingerprint"] == plan_fingerprint(fast, choices(fast)[0])      # the runs as they ran
     assert info["beta"]["lab_hdml_npair_nosoftmax_wmatch"] > 0
     assert set(info["alpha"]) == {"lab_hdml_npair", "lab_hdml_triplet"} and info["bn_stats"] in ("official", "real")
     assert set(info["stage_wall_s"]) == {"select_lr", "select_alpha", "select_bn", "select_fractions", "final"}
@@ -85,7 +86,7 @@ def test_fast_study_writes_every_csv_figure_and_readme(tmp_path, capsys):
     # a second invocation trains nothing: it keeps the first one's record (no invocation, wall time
     # or process count of its own)
     capsys.readouterr()
-    assert main(["lab", "--fast", "--out", str(out), "--jobs", "3"]) == 0
+    assert main(["lab", "--fast", "--design", "once", "--out", str(out), "--jobs", "3"]) == 0
     log = capsys.readouterr().out
     assert f"{info['runs_done']} done" in log and "== round" not in log and "done in" in log
     again = json.loads((out / "study.json").read_text())
@@ -94,7 +95,7 @@ def test_fast_study_writes_every_csv_figure_and_readme(tmp_path, capsys):
 
 
 def test_plan_counts_budget_and_validation_classes():
-    s = make_settings("lab")
+    s = make_settings("lab", design="once")          # the committed study's design (replicates: test_selection_budget)
     assert plan_counts(s) == {"select_lr": 30, "select_alpha": 42, "select_bn": 3, "select_fractions": 5, "final": 51}
     runs = plan_all(s, dummy_choices(s))
     assert len({r.stage + "/" + r.folder() for r in runs}) == len(runs)          # one folder per run
@@ -185,9 +186,12 @@ def test_study_start_values_are_its_own_not_the_presets(monkeypatch):
 def test_plan_fingerprint_at_head_equals_the_committed_study():
     """results/study.json records the fingerprint of the plan that produced it; the plan at HEAD
     must be the same (else `python -m hdml_lite.study lab` would run a different study)."""
+    from hdml_lite.study.plan import choices_from_record
+
     committed = json.loads((Path(__file__).parents[1] / "results" / "study.json").read_text())
-    s = make_settings("lab")
-    assert committed["plan_fingerprint"] == plan_fingerprint(s)
+    s = make_settings("lab", design=committed.get("design", "once"))
+    ran = choices_from_record(committed["choices_record"]) if "choices_record" in committed else None
+    assert committed["plan_fingerprint"] == plan_fingerprint(s, ran)      # older study.json: the design's hash
     s2 = make_settings("lab", lrs=(1e-3,))
     assert plan_fingerprint(s2) != plan_fingerprint(s)
 
@@ -421,7 +425,8 @@ def test_study_run_folder_held_by_another_process_is_one_line(tmp_path, capsys):
     from hdml_lite.training.lock import out_dir_lock
 
     runs = tmp_path / "runs"
-    first = plan_select_lr(make_settings("lab", runs, fast=True))[0]
+    fast = make_settings("lab", runs, fast=True)
+    first = plan_select_lr(fast, 0 if fast.replicate else None)[0]
     folder = runs / "fast" / "lab" / first.stage / first.folder()
     with out_dir_lock(folder, announce=lambda *_: None):
         code = main(["lab", "--fast", "--out", str(tmp_path / "out"), "--runs", str(runs)])

@@ -328,8 +328,8 @@ class DatasetInfo:
 
 
 # Sources (docs/METHOD.md §3): CUB from its CaltechDATA record, the address public set-up scripts use
-# (the old vision.caltech.edu/visipedia-data path is gone); Cars196 and SOP have no host known to
-# work: their files are listed with md5 and fetched by hand; Omniglot from the authors' repository.
+# today; Cars196 and SOP have no host known to work: their files are listed with md5 and fetched by
+# hand; Omniglot from the authors' repository.
 DATASETS: dict[str, DatasetInfo] = {
     "cub": DatasetInfo("cub", "CUB-200-2011", (
         RemoteFile("CUB_200_2011.tgz", "97eceeb196236b17998738112f37df78",

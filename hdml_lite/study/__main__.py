@@ -223,7 +223,8 @@ def _main(argv=None) -> int:
         print("\n".join(lines))
         print(f"wrote {args.out or args.results}/verdicts_v2.csv and verdicts_per_seed.csv")
     elif args.command == "estimate":
-        from .collect import estimate_markdown, study_cost_lines
+        from .collect import estimate_markdown
+        from .cost import study_cost_lines
 
         print(estimate_markdown())
         print("\n".join(study_cost_lines()))

@@ -19,7 +19,7 @@ from .files import (BUDGET_COLUMNS, CHOICE_COUNT_COLUMNS, CONDITIONS, CURVE_COLU
                     MECHANISM_COLUMNS, MECHANISM_KEYS, NOISE_COLUMNS, SELECTION_COLUMNS, SWEEP_COLUMNS, TABLE_COLUMNS,
                     TRADEOFF_COLUMNS, VERDICT_COLUMNS, write_csv)
 from .plan import (STAGES, Choices, Run, Settings, budget_rows, lr_runs, plan_all, plan_counts, plan_final,
-                   plan_fingerprint, plan_select_alpha, pull_targets_of, selection_budgets, selections)
+                   plan_fingerprint, plan_select_alpha, pull_targets_of, selection_budgets, selections, choice_record)
 from .stats import second_half_median
 
 MECHANISM_MAX_ROWS = 16000          # mechanism.csv stays under ~2 MB
@@ -190,6 +190,7 @@ def export(out: str | Path, s: Settings, timing: dict | None = None, log=print, 
     prev = _load_study(out / "study.json", s)
     info = {"regime": s.regime, "steps": s.steps, "fast": s.fast, "runs": runs_record(s.runs),
             "plan_fingerprint": plan_fingerprint(s, ch), "fingerprint_of": "the runs as they ran, choices included",
+            "choices_record": choice_record(ch),
             "design": "replicate" if s.replicate else "once", "parity": s.parity,
             "selection_budgets": selection_budgets(s), "select_metric": "map_r", "margin": s.margin,
             "lrs": list(s.lrs), "pull_targets": list(s.pull_targets), "lr_seeds": s.lr_seeds,

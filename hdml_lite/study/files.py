@@ -31,9 +31,10 @@ NOISE_COLUMNS = ("stage", "method", "best", "runner_up", "gap", "noise_se", "wit
                  "replicate")
 CHOICE_COUNT_COLUMNS = ("stage", "method", "value", "chosen", "replicates", "share")
 BUDGET_COLUMNS = ("method", "selection_runs", "lr_seeds")
-HYPOTHESES_COLUMNS = ("hypothesis", "setting", "loss", "family", "metric") + VERDICT_STATS + ("engaged_v2", "hdml_alpha")
-HYPOTHESES_SEED_COLUMNS = ("hypothesis", "setting", "loss", "method", "seed", "r1", "r2", "r4", "r8", "map_r", "nmi", "f1",
-                           "train_s")
+HYPOTHESES_COLUMNS = ("hypothesis", "setting", "loss", "family", "metric") + VERDICT_STATS + ("engaged_v2",
+                                                                                             "hdml_alpha")
+HYPOTHESES_SEED_COLUMNS = ("hypothesis", "setting", "loss", "method", "seed", "r1", "r2", "r4", "r8", "map_r", "nmi",
+                           "f1", "train_s")
 PER_SEED_COLUMNS = ("source", "claim", "metric", "seed", "a", "b", "score_a", "score_b", "diff")
 COMPARE_TABLE_COLUMNS = ("method", "seed", "r1", "r2", "r4", "r8", "map_r", "nmi", "f1", "train_s")
 

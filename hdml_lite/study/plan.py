@@ -494,3 +494,21 @@ def selections(s: Settings, ch: Choices) -> list[Choices]:
 def budget_rows(s: Settings) -> list[dict]:
     """budgets.csv: each selecting method's selection runs per replicate and its seeds per lr."""
     return [{"method": k, "selection_runs": b, "lr_seeds": lr_seeds_of(s, k)} for k, b in selection_budgets(s).items()]
+
+
+def choice_record(ch: Choices) -> dict:
+    """The choices as study.json records them (``choices_from_record`` reads them back)."""
+    return json.loads(json.dumps(_choice_record(ch), default=str))
+
+
+def choices_from_record(rec: dict) -> Choices:
+    """study.json's ``choices_record`` -> Choices (every replicate's): to recompute the fingerprint
+    of the runs as they ran without the run folders."""
+    def one(d: dict, rep: int | None) -> Choices:
+        return Choices(lr=dict(d.get("lr", {})), j_avg=dict(d.get("j_avg", {})), alpha=dict(d.get("alpha", {})),
+                       bn_stats=d.get("bn_stats"), fractions={k: tuple(v) for k, v in d.get("fractions", {}).items()},
+                       beta=dict(d.get("beta", {})), rep=rep)
+    ch = one(rec, None)
+    ch.seeds = dict(rec.get("seeds", {}))
+    ch.reps = {int(r): one(d, int(r)) for r, d in rec.get("reps", {}).items()}
+    return ch

@@ -53,7 +53,10 @@ RUNBOOK = """\
 ## Paper protocol on a GPU (runbook)
 
 The lab study above runs on a CPU with a tiny CNN. The paper's protocol (GoogLeNet
-pretrained on ImageNet, 227x227 crops, batch 128/120, 8000 steps) needs a GPU. On Colab:
+pretrained on ImageNet, 227x227 crops, batch 128/120, 8000 steps) needs a GPU.
+`notebooks/06_paper_protocol.ipynb` runs it cell by cell on Colab (download, the uint8 cache,
+N-pair and HDML(N-pair) over paired seeds with resume, the table beside the paper's numbers,
+the t-SNE map); `python bench/gpu_check.py` measures a GPU first. The same from a shell, on Colab:
 
 ```python
 # Colab cell 1 (run it again after every disconnect): install, mount Drive. The runs live on
@@ -100,15 +103,18 @@ from stated assumptions (``hdml_lite/study/collect.py``, ``python -m hdml_lite.s
   (HDC: 224); training (forward + backward) ~ 3x the forward pass.
 - T4: 65 TFLOPS fp16 tensor-core peak; a small-batch CNN with mixed precision reaches
   perhaps 12% of it: 8 TFLOPS effective.
-- Input: JPEG decoding + resize + crop on Colab's 2 vCPUs: ~300 images/s. This, not the
-  GPU, is the bottleneck: ~1 M training images per 8000-step run take ~0.9 h of decoding
-  against ~0.3 h of GPU compute.
+- Input: JPEG decoding + resize + crop on Colab's 2 vCPUs: ~300 images/s, the table's
+  assumption: ~1 M training images per 8000-step run take ~0.9 h of decoding against ~0.3 h
+  of GPU compute. With the pre-resized uint8 cache (`data.cache`, built once; notebook 06
+  and `bench/gpu_check.py` use it) the pipeline feeds ~2,320 images/s on 2 CPU cores
+  (`bench/data_pipeline.py`, one quiet run), ~0.1 h per run, so the GPU sets the pace: about
+  0.4 h per CUB or Cars196 run of 8000 steps, evaluation included (still an estimate).
 - Evaluation: every `train.eval_every` = 500 steps, the whole test set (SOP: 60,502
   images, which is why SOP runs are longer; raise `train.eval_every` there if needed).
 
 {estimates}
-So one HDML or baseline run of the paper's protocol is roughly 1-2 hours on a T4 (CUB
-and Cars196 about 1 h, SOP about 2 h), and the HDC presets (30k-60k steps) 3-12 hours:
+So, decoding JPEGs in every step, one HDML or baseline run of the paper's protocol is roughly
+1-2 hours on a T4 (CUB and Cars196 about 1 h, SOP about 2 h; with the cache, see above), and the HDC presets (30k-60k steps) 3-12 hours:
 more than one Colab session, which is what the checkpoint-and-rerun workflow is for.
 Colab's free sessions end after a few hours of use or ~90 minutes idle; each rerun of the
 same command loses at most `train.ckpt_every` steps.

@@ -60,8 +60,9 @@ def _study(results: Path, sub: str, regime: str) -> tuple[list[dict], list[dict]
     margin = float(info.get("margin", 0.01))
     design = (int(info.get("seeds_key", 5)), int(info.get("max_seeds", info.get("seeds_key", 5))))
     claims = [(c, method_name(regime, a), method_name(regime, b)) for c, a, b in CLAIMS]
-    return _claim_rows(f"{sub + '/' if sub else ''}verdicts.csv", read_rows(folder / "lab_table.csv"), claims, HEADLINE_CLAIMS,
-                       design, margin, _old(folder / "verdicts.csv"))
+    source = f"{sub}/verdicts.csv" if sub else "verdicts.csv"
+    return _claim_rows(source, read_rows(folder / "lab_table.csv"), claims, HEADLINE_CLAIMS, design, margin,
+                       _old(folder / "verdicts.csv"))
 
 
 def _compare(folder: Path) -> tuple[list[dict], list[dict]]:
@@ -118,8 +119,9 @@ def reverdict(results: str | Path = "results") -> tuple[list[dict], list[dict]]:
 
 def old_new_lines(rows: list[dict]) -> list[str]:
     """Markdown: every claim's committed verdict beside the new raw and Holm-adjusted ones."""
-    lines = ["| source | claim | metric | seeds (look) | mean (points) | interval (1 - level) | p (TOST p if equivalent) | Holm p | "
-             "old verdict | new verdict | Holm-adjusted | P(A > B) [95%] |", "|" + "---|" * 12]
+    lines = ["| source | claim | metric | seeds (look) | mean (points) | interval (1 - level) | "
+             "p (TOST p if equivalent) | Holm p | old verdict | new verdict | Holm-adjusted | P(A > B) [95%] |",
+             "|" + "---|" * 12]
     for r in rows:
         pi = r.get("p_improve")
         pis = (f"{pi:.2f} [{r['p_improve_low']:.2f}, {r['p_improve_high']:.2f}]" if isinstance(pi, float)

@@ -119,10 +119,11 @@ def verdict_table(verdicts: list[dict], table: list[dict], regime: str) -> str:
                          f"{_ci(v, 'tost_low', 'tost_high')} | {margin} | **{v['verdict']}** |")
             continue
         look = int(v.get("look", n))
-        lines.append(f"| {v['claim']} | {v.get('family', '-')} | {NAMES.get(v['metric'], v['metric'])} | {n} ({look}) | "
-                     f"{diffs or '-'} | {_pts(v.get('mean_diff'))} | {_ci(v, 'ci_low', 'ci_high')} | "
-                     f"{_ci(v, 'tost_low', 'tost_high')} | {_p(v.get('level'))}, {_p(v.get('level_tost'))} | {margin} | "
-                     f"{_p(v.get('p'))}, {_p(v.get('p_tost'))} | {_p(v.get('p_holm'))}, {_p(v.get('p_tost_holm'))} | "
+        lines.append(f"| {v['claim']} | {v.get('family', '-')} | {NAMES.get(v['metric'], v['metric'])} | "
+                     f"{n} ({look}) | {diffs or '-'} | {_pts(v.get('mean_diff'))} | {_ci(v, 'ci_low', 'ci_high')} | "
+                     f"{_ci(v, 'tost_low', 'tost_high')} | {_p(v.get('level'))}, {_p(v.get('level_tost'))} | "
+                     f"{margin} | {_p(v.get('p'))}, {_p(v.get('p_tost'))} | "
+                     f"{_p(v.get('p_holm'))}, {_p(v.get('p_tost_holm'))} | "
                      f"{verdict_text(v)} | **{verdict_text(v, 'verdict_holm')}** | {_improve(v)} |")
     return "\n".join(lines)
 
@@ -297,8 +298,8 @@ def findings_lines(verdicts: list[dict], engagement: list[dict]) -> list[str]:
                 continue
             ci = (f"[{_pts(v.get('ci_low'))}, {_pts(v.get('ci_high'))}] at level {_p(v.get('level'))}"
                   if isinstance(v.get("ci_low"), float) and math.isfinite(v["ci_low"]) else "no interval")
-            parts.append(f"**{verdict_text(v, 'verdict_holm')}** after Holm (raw: {verdict_text(v)}) on "
-                         f"{NAMES.get(v['metric'], v['metric'])} ({_pts(v.get('mean_diff'))} points, {ci}, decided at "
+            parts.append(f"**{v['verdict_holm']}** after Holm (raw: {verdict_text(v)}) on "
+                         f"{NAMES.get(v['metric'], v['metric'])} ({_pts(v.get('mean_diff'))} points, {ci}, at look "
                          f"{int(v.get('look', 0))} of {int(v.get('n_seeds', 0))} paired seeds; P(A > B) {_improve(v)})")
         lines.append(f"- {claim}: " + "; ".join(parts) + ".")
     if engagement:
