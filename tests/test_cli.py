@@ -35,7 +35,7 @@ def test_demo_fast_prints_table_and_plot(tmp_path):
     assert (out / "demo_curves.png").stat().st_size > 10_000
     assert (out / "demo_mechanism.png").stat().st_size > 10_000
     for line in ("a. classifier learns", "b. labels kept", "c. synthetics count", "d. hardness adapts",
-                 "e. harder, and preserved", "engaged (v2, all five)", "(v1, the first four loose conditions"):
+                 "e. harder, and preserved", "engaged (v2, all five)", "v1 (an earlier, looser set of conditions"):
         assert line in r.stdout
 
 

@@ -24,8 +24,9 @@ def test_kmeans_only_at_the_final_evaluation(tmp_path, monkeypatch):
         return original(*a, **k)
 
     monkeypatch.setattr(evaluate_module, "cluster_metrics", counted)
-    cfg = apply_overrides(get_preset("lab_npair"), TINY + ["train.steps=6", "train.eval_every=2", "train.progress=false",
-                                                           "data.val_classes=0.3", f"train.out_dir={tmp_path / 'run'}"])
+    over = TINY + ["train.steps=6", "train.eval_every=2", "data.val_classes=0.3", "train.progress=false",
+                   f"train.out_dir={tmp_path / 'run'}"]
+    cfg = apply_overrides(get_preset("lab_npair"), over)
     res = trainer.train(cfg, resume=False)
     ev = res.history["eval"]
     inter = [e for e in ev if e["step"] < 6]

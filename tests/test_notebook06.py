@@ -120,3 +120,15 @@ def test_executes_in_smoke_mode(tmp_path, monkeypatch):
     for preset in ("cub_npair", "cub_hdml_npair"):
         before_r1 = re.search(rf"{preset} seed 0: test R@1 ([\d.]+)%", text).group(1)
         assert re.search(rf"{preset} seed 0: test R@1 {re.escape(before_r1)}%", again)
+
+
+def test_gpu_check_prepares_the_notebook_run(capsys):
+    """bench/gpu_check.py --notebook STEPS runs notebook 06 after the timings (one prepared command)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "bench" / "gpu_check.py")
+    gc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gc)
+    assert gc.NOTEBOOK06 == NB and NB.is_file()
+    assert gc.main(["--notebook", "-1", "--tiny"]) == 2
+    assert "--notebook=-1" in capsys.readouterr().err

@@ -144,9 +144,10 @@ def test_probability_of_improvement_and_its_bootstrap_interval():
 
 
 def _settings(**kw):
-    from hdml_lite.study.plan import Settings
+    from hdml_lite.study.plan import Settings, Spec
 
-    base = dict(specs=(), runs=Path("/nonexistent"), base=[], steps=10, headline_claims=1, seeds_key=5,
+    specs = tuple(Spec(k, f"lab_{k}") for k in ("a", "b", "c"))
+    base = dict(specs=specs, runs=Path("/nonexistent"), base=[], steps=10, headline_claims=1, seeds_key=5,
                 max_seeds=10, margin=0.01, claims=(("A > B", "a", "b"), ("A > C", "a", "c")))
     return Settings(**{**base, **kw})
 
@@ -230,3 +231,29 @@ def verdict_row_for(table):
 
     v = claim_verdict(table, "a", "b", "r1", 0.01, (5, 10))
     return sq.with_holm([{"claim": "a > b", "family": "headline", "a": "a", "b": "b", "metric": "r1", **v}])[0]
+
+
+def test_seed_choices_add_seeds_under_the_boundary(monkeypatch):
+    """The engine's add-a-seed loop uses the boundary: differences with p = 0.029 at 5 seeds stop the
+    old rule (5% per look) at 5 seeds, but not the new one."""
+    from types import SimpleNamespace
+
+    from hdml_lite.study import engine
+    from hdml_lite.study.plan import Choices
+
+    diffs = [0.01, 0.02, 0.005, 0.015, 0.003, -0.02, 0.02, -0.02, 0.02, -0.02]
+    runs = [SimpleNamespace(method=m, seed=k) for k in range(10) for m in ("a", "b")]
+    monkeypatch.setattr(engine, "plan_final", lambda s, ch: runs)
+    monkeypatch.setattr(engine, "is_done", lambda r, s: True)
+    monkeypatch.setattr(engine, "is_failed", lambda r, s: False)
+    score = lambda r: 0.7 + (diffs[r.seed] if r.method == "a" else 0.0)  # noqa: E731
+    monkeypatch.setattr(engine, "table_rows", lambda rr, s: [
+        {"method": r.method, "seed": r.seed, "r1": score(r), "nmi": score(r)} for r in rr])
+    s = _settings(claims=(("A > B", "a", "b"),))
+    ch = Choices()
+    engine._seed_choices(s, ch)
+    assert ch.seeds["a"] == ch.seeds["b"] > 5
+    monkeypatch.setattr(sq, "levels", lambda n0, n_max, overall=0.05: (0.05, 0.05))   # the old rule
+    ch = Choices()
+    engine._seed_choices(s, ch)
+    assert ch.seeds["a"] == 5

@@ -403,6 +403,10 @@ def test_hypotheses_fast_writes_every_arm(tmp_path):
     assert all(r["n_seeds"] == 2 and "/" in str(r["engaged_v2"]) and r["hdml_alpha"] >= 0 for r in rows)
     # no trade-off file: H4 is the principled change (a larger J_soft weight)
     assert all("J_soft weight x10" in r["setting"] for r in rows if r["hypothesis"] == "H4 labels kept")
+    # one Holm family over every arm and metric; the per-seed table behind every verdict (issue 25)
+    assert {r["family"] for r in rows} == {"hypotheses"} and all("verdict_holm" in r for r in rows)
+    seeds = read_rows(out / "hypotheses_per_seed.csv")
+    assert len(seeds) == 2 * 2 * len(rows) // 2 and {r["hypothesis"] for r in seeds} == {r["hypothesis"] for r in rows}
 
 
 def test_labels_kept_target_reads_the_tradeoff(tmp_path):

@@ -92,12 +92,15 @@ def single_image_classes(ds) -> list[str]:
 
 
 FLAT_PER_CLASS = 2       # images decoded per class for the flat-image check
-FLAT_BUDGET = 300        # at most this many images decoded per split (classes spread over the split)
+FLAT_BUDGET = 200        # at most this many images decoded per split (classes spread over the split)
 
 
 def _pixels(ds, i: int) -> np.ndarray | None:
-    """Image ``i`` of ``ds`` as the training reads it (decoded, alpha composited), or None if unreadable."""
+    """Image ``i`` of ``ds`` as the training reads it (decoded, alpha composited; from the pre-resized
+    cache when there is one), or None if unreadable."""
     try:
+        if getattr(ds, "cache", None) is not None:
+            return ds.cache.image(ds.paths[i]).numpy()
         if hasattr(ds, "load_image"):
             return np.asarray(ds.load_image(i))
         return ds.images[i].numpy()

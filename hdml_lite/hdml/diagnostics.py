@@ -182,9 +182,11 @@ NAMES_V2 = {"classifier": "a. classifier learns", "labels": "b. labels kept", "w
 
 def engagement_lines(result: dict) -> list[str]:
     """Human-readable lines for ``engagement``'s result (demo, train, study, notebooks): the v2
-    conditions with the numbers behind each, then the verdict of both versions."""
+    conditions with the numbers behind each, then the verdict of both versions (v1: another,
+    earlier and looser set of four conditions, not the first four of a-e; METHOD §5.3)."""
     lines = [f"{NAMES_V2[k]:<28} {'yes' if result[k]['ok'] else 'NO ':<4} {result[k]['text']}" for k in NAMES_V2]
     v1 = result.get("v1", {}).get("engaged")
     lines.append(f"{'engaged (v2, all five)':<28} {'yes' if result['engaged'] else 'NO'}"
-                 + ("" if v1 is None else f"   (v1, the first four loose conditions: {'yes' if v1 else 'no'})"))
+                 + ("" if v1 is None else f"   v1 (an earlier, looser set of conditions, docs/METHOD.md §5.3): "
+                                          f"{'yes' if v1 else 'no'}"))
     return lines

@@ -282,7 +282,7 @@ def result_lines(s: Settings, table: list[dict], verdicts: list[dict], ch, noise
         ci = (f"[{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}]" if v["n_seeds"] > 1 else "[no interval]")
         pi = (f"P(A>B) {v['p_improve']:.2f} [{v['p_improve_low']:.2f}, {v['p_improve_high']:.2f}]"
               if v["n_seeds"] > 1 else "")
-        lines.append(f"  {v['claim']:<40} {v['metric']:<4} n={v['look']}/{v['n_seeds']:<2} level {v['level']:.3g} "
+        lines.append(f"  {v['claim']:<40} {v['metric']:<4} n={int(v['look'])}/{int(v['n_seeds']):<2} level {v['level']:.3g} "
                      f"{100 * v['mean_diff']:+6.2f} {ci:<18} {verdict_text(v)}; Holm: {verdict_text(v, 'verdict_holm')}"
                      f"  {pi}" + (f"  (even {s.max_seeds} seeds are not enough)" if v["verdict"] == "undecided"
                                   and not v.get("reason") and v["n_seeds"] >= s.max_seeds else ""))

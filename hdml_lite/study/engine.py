@@ -16,9 +16,9 @@ import os
 import time
 from pathlib import Path
 
-from .plan import (SELECT_METRIC, STAGES, TIE_METRIC, Choices, Run, Settings, eval_splits, final_runs_of,
-                   fractions_setting, lr_runs, overrides, plan_all, plan_final, plan_select_alpha, plan_select_bn,
-                   plan_select_fractions, plan_select_lr, pull_targets_of)
+from .plan import (SELECT_METRIC, STAGES, TIE_METRIC, Choices, Run, Settings, claim_budgets, eval_splits,
+                   final_runs_of, fractions_setting, lr_runs, overrides, plan_all, plan_final, plan_select_alpha,
+                   plan_select_bn, plan_select_fractions, plan_select_lr, pull_targets_of)
 from .sequential import verdict_row, with_holm
 from .stats import second_half_median
 
@@ -327,7 +327,8 @@ def final_runs_of_done(s: Settings, ch: Choices, key: str) -> list[Run] | None:
 
 def _seed_choices(s: Settings, ch: Choices) -> None:
     """Headline claims: one more paired seed at a time, up to ``max_seeds``, while the verdict on R@1
-    or NMI is undecided (a sequential design: stated with the results)."""
+    or NMI is undecided (a sequential design: every look at the boundary of sequential.py, the first
+    decision of each metric kept; stated with the results)."""
     for _, a, b in s.claims[:s.headline_claims]:
         n = s.seeds_key
         while n < s.max_seeds:
@@ -380,8 +381,9 @@ def verdict_rows(table: list[dict], s: Settings, metrics=("r1", "nmi")) -> list[
         headline = i < s.headline_claims
         for metric in metrics:
             v = claim_verdict(table, a, b, metric, s.margin, (s.seeds_key, s.max_seeds) if headline else None)
+            budget_a, budget_b = claim_budgets(s, a, b)        # selection runs per replicate, beside the verdict
             out.append({"claim": claim, "family": "headline" if headline else "ablations", "a": a, "b": b,
-                        "metric": metric, **v})
+                        "metric": metric, **v, "budget_a": budget_a, "budget_b": budget_b})
     return with_holm(out)
 
 

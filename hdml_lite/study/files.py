@@ -18,7 +18,8 @@ SELECTION_COLUMNS = ("stage", "method", "lr", "alpha", "setting", "seed", "val_r
 VERDICT_STATS = ("n_seeds", "look", "level", "level_tost", "mean_diff", "ci_low", "ci_high", "tost_low", "tost_high",
                  "margin", "p", "p_tost", "verdict", "reason", "p_holm", "p_tost_holm", "verdict_holm", "p_improve",
                  "p_improve_low", "p_improve_high")
-VERDICT_COLUMNS = ("claim", "family", "metric") + VERDICT_STATS
+VERDICT_COLUMNS = ("claim", "family", "metric") + VERDICT_STATS + ("budget_a", "budget_b")   # selection runs per
+# replicate of A and of B (plan.selection_budgets: equal under the study's one-budget design)
 MECHANISM_KEYS = ("ce_real", "acc_real", "acc_syn", "weight_syn", "pull_factor", "hard_real", "hard_aug", "hard_gen")
 MECHANISM_COLUMNS = ("method", "seed", "step") + MECHANISM_KEYS
 CONDITIONS = ("classifier", "labels", "weight", "pull", "hardness")   # hdml.diagnostics.engagement's v2 keys
@@ -73,7 +74,7 @@ def read_rows(path: str | Path) -> list[dict]:
                     row[k] = float(v)
                 except ValueError:
                     row[k] = v
-            for k in ("seed", "step", "n_seeds"):
+            for k in ("seed", "step", "n_seeds", "look"):
                 if isinstance(row.get(k), float) and row[k].is_integer():
                     row[k] = int(row[k])
             rows.append(row)

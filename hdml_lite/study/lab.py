@@ -141,7 +141,8 @@ def plan_summary(s: Settings, jobs: int, fingerprint: bool = False) -> str:
     if fingerprint:    # the design's (placeholder choices); study.json records the runs' as they ran
         lines.append(f"plan_fingerprint {plan_fingerprint(s)}")
         if done:
-            lines.append(f"plan_fingerprint of the runs as they ran so far (choices included) {plan_fingerprint(s, ch)}")
+            lines.append(f"plan_fingerprint of the runs as they ran so far (choices included) "
+                         f"{plan_fingerprint(s, ch)}")
     return "\n".join(lines)
 
 

@@ -17,15 +17,17 @@ def budget_check(eval_rows: list[dict], steps: int, split: str | None = None,
     """R@1 over the last quarter of a run, from its ``history["eval"]`` rows ({step, split, r1, ...}).
 
     split: "val" when the run has validation rows, else "test" (a learning curve, never used to
-    pick a model). Compares the last evaluation at or before step ``steps - steps // 4`` with the
-    evaluation at ``steps``. Returns None when the run has no such pair of evaluations, else
+    pick a model). Compares the last evaluation at or before step ``steps - steps // 4`` (and
+    before ``steps``: never the final evaluation with itself) with the evaluation at ``steps``.
+    Returns None when the run has no such pair of evaluations (e.g. ``train.eval_every=0``: only
+    the final one), else
     {"split", "from_step", "to_step", "r1_from", "r1_to", "rise", "rising", "suggested_steps"}
     (suggested_steps: twice the budget when rising, else None)."""
     if split is None:
         split = "val" if any(r.get("split") == "val" for r in eval_rows) else "test"
     rows = sorted((r for r in eval_rows if r.get("split") == split and "r1" in r), key=lambda r: r["step"])
     end = [r for r in rows if r["step"] == steps]
-    start = [r for r in rows if 0 < r["step"] <= steps - steps // 4]
+    start = [r for r in rows if 0 < r["step"] <= steps - steps // 4 and r["step"] < steps]
     if not end or not start:
         return None
     a, b = start[-1], end[-1]
@@ -39,8 +41,9 @@ def budget_check(eval_rows: list[dict], steps: int, split: str | None = None,
 def budget_line(check: dict | None, steps: int | None = None) -> str:
     """One line for the user about ``budget_check``'s result."""
     if check is None:
-        return ("budget: cannot tell whether R@1 still rose over the last quarter (no evaluation at or before "
-                "3/4 of the run); set train.eval_every to a quarter of train.steps or less")
+        return ("budget: cannot tell whether R@1 still rose over the last quarter: the run has no evaluation "
+                "before it, only the final one (train.eval_every=0, or larger than 3/4 of train.steps); set "
+                "train.eval_every to a quarter of train.steps or less")
     name = "validation" if check["split"] == "val" else "test-curve"
     what = (f"budget: {name} R@1 {'rose' if check['rise'] >= 0 else 'changed'} {100 * check['rise']:+.1f} points "
             f"over the last quarter (step {check['from_step']}: {100 * check['r1_from']:.1f} -> step "

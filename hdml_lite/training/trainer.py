@@ -220,9 +220,10 @@ def _train(cfg: Config, resume: bool, eval_sets: dict | None, callback, device: 
         state = load_checkpoint(ckpt_path, map_location=device, purpose="resume")
         diff = identity_diff(state["config"], cfg)
         if diff:
-            raise ConfigError(f"{ckpt_path} belongs to a run with other settings ({'; '.join(diff)}); "
-                              f"to resume it keep those values, else use another train.out_dir or "
-                              f"--no-resume to start over (overwrites it)")
+            where = repr(str(out)) + ("" if out.is_absolute() else f" ({out.resolve()})")
+            raise ConfigError(f"train.out_dir={where} holds a run with other settings ({'; '.join(diff)}) in "
+                              f"its {CHECKPOINT}; to resume it keep those values, else use another train.out_dir "
+                              f"or --no-resume to start over (overwrites it)")
         note = check_resume_data(state.get("data"), fingerprint, ckpt_path)   # refuses other data
         why = state_mismatch(method.modules, state["method"])                # names the tensor and shapes
         try:
