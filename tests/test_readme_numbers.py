@@ -84,6 +84,8 @@ def test_readme_hypotheses_prose_matches_the_csv():
     assert "**No hypothesis finds a gain.** No arm supports HDML on either metric." in text
     rows = read_rows(REPO / "results" / "hypotheses.csv")
     assert rows and not [r for r in rows if r["verdict"] == "supported"]
+    assert "the four hypotheses the study tested, none of which finds a gain" in " ".join(README.split())
+    assert len({r["hypothesis"].split()[0] for r in rows}) == 4                       # H1-H4: "the four"
     late = [r for r in rows if r["hypothesis"].startswith(("H3", "H4"))]
     assert all(r["engaged_v2"] == "5/5" for r in late)
     assert {r["verdict"] for r in late} <= {"equivalent", "undecided", "contradicted"}

@@ -5,8 +5,9 @@ from pathlib import Path
 
 from hdml_lite.study.engine import choice_counts, choices, is_done, run_dir, run_rounds
 from hdml_lite.study.lab import FAST, make_settings
-from hdml_lite.study.plan import (Choices, Settings, Spec, claim_budgets, dummy_choices, plan_all, plan_counts,
-                                  plan_counts_at, plan_fingerprint, plan_select_lr, selection_budgets, sel_seed)
+from hdml_lite.study.plan import (Settings, Spec, choice_record, choices_from_record, claim_budgets, dummy_choices,
+                                  plan_all, plan_counts, plan_counts_at, plan_fingerprint, plan_select_lr, sel_seed,
+                                  selection_budgets)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,8 +122,10 @@ def test_replicates_choose_again_from_their_own_selection_runs(tmp_path):
     for stage in ("select_lr", "select_alpha"):
         mine = [c for c in counts if c["stage"] == stage and c["method"] == "lab_hdml_npair"]
         assert sum(c["chosen"] for c in mine) == 2 and {c["replicates"] for c in mine} == {2}
-    # the recorded fingerprint changes when a replicate's choice does
+    # the recorded fingerprint: study.json's record of the choices gives it back without the run folders,
+    # and it changes when a replicate's choice does
     fp = plan_fingerprint(s, ch)
+    assert plan_fingerprint(s, choices_from_record(json.loads(json.dumps(choice_record(ch))))) == fp
     ch.reps[1].alpha["lab_hdml_npair"] += 1.0
     assert plan_fingerprint(s, ch) != fp
     assert run_dir(finals[0], s).is_dir()
