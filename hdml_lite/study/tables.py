@@ -235,11 +235,16 @@ def timing_table(study: dict) -> str:
 
 def sweep_points(rows: list[dict], method: str, split: str, metric: str = "r1") -> list[dict]:
     """Per alpha of ``method``: pull target, measured pull factor (mean over seeds of the
-    per-run medians), and the metric's mean, min and max over seeds. Sorted by pull target."""
+    per-run medians), and the metric's mean, min and max over seeds. Sorted by pull target.
+    Rows with a pull target are grouped by it (the replicate design: each replicate's alpha for a
+    target is its own, -J_avg ln p from its own J_avg); ``alpha`` is then the group's median."""
     out = []
     mine = [r for r in rows if r.get("method", method) == method and r["split"] == split]
-    for a in sorted({float(r["alpha"]) for r in mine}):
-        g = [r for r in mine if float(r["alpha"]) == a]
+    by_target = all(isinstance(r.get("pull_target"), float) for r in mine)
+    key = (lambda r: float(r["pull_target"])) if by_target else (lambda r: float(r["alpha"]))  # noqa: E731
+    for k in sorted({key(r) for r in mine}):
+        g = [r for r in mine if key(r) == k]
+        a = float(np.median([float(r["alpha"]) for r in g]))
         v = [r[metric] for r in g if isinstance(r.get(metric), float)]
         pf = [r["pull_factor_median"] for r in g if isinstance(r.get("pull_factor_median"), float)]
         out.append({"alpha": a, "pull_target": g[0].get("pull_target", float("nan")),
