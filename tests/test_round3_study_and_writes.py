@@ -132,13 +132,14 @@ def test_study_changes_names_what_makes_a_study_partial(tmp_path):
     from hdml_lite.study.trial import study_changes
 
     runs = tmp_path / "runs"
-    assert study_changes(make_settings("lab", runs)) == []
-    assert study_changes(make_settings("scratch", runs)) == []
-    assert study_changes(make_settings("lab", runs, lrs=make_settings("lab", runs).lrs)) == []   # the default grid
-    assert study_changes(make_settings("lab", runs, fast=True)) == ["--fast"]
-    assert study_changes(make_settings("lab", runs, 50)) == ["--steps"]
-    assert study_changes(make_settings("lab", runs, stages=("final",), select_seeds=7)) == ["--select-seeds",
-                                                                                           "--stages"]
+    full = make_settings("lab", runs)
+    assert study_changes(full, full) == []
+    assert study_changes(make_settings("scratch", tmp_path / "elsewhere"), make_settings("scratch", runs)) == []
+    assert study_changes(make_settings("lab", runs, lrs=full.lrs), full) == []          # the default grid, given
+    assert study_changes(make_settings("lab", runs, fast=True), full) == ["--fast"]
+    assert study_changes(make_settings("lab", runs, 50), full) == ["--steps"]
+    assert study_changes(make_settings("lab", runs, stages=("final",), select_seeds=7), full) == ["--select-seeds",
+                                                                                                 "--stages"]
 
 
 def test_export_refuses_a_fast_study_into_the_committed_results(checkout, tmp_path):

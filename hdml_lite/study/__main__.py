@@ -137,7 +137,8 @@ def _main(argv=None) -> int:
             print(f"study settings: {exc}", file=sys.stderr)
             return 2
         jobs = 0 if args.fast else args.jobs
-        changes = study_changes(s)          # a fast or partial study never writes into results/ (trial.py)
+        full = make_settings(args.regime, runs, design=args.design)    # the full study of this design
+        changes = study_changes(s, full)    # fast or partial: never into results/ (trial.py)
         if changes and not args.out:
             out = str(trial_out(args.regime))
         try:

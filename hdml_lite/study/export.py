@@ -1,8 +1,9 @@
 """The lab study's files: CSV rows from the finished runs, study.json, then figures and README.
 
 ``export`` never destroys results: it refuses to replace a folder that holds a complete study
-with a partial one (``--force`` to do it anyway), naming how many runs are finished, and a fast or
-partial study (trial.py) never writes into the committed results folder (not even with ``--force``).
+with a partial one (``--force`` to do it anyway), naming how many runs are finished; a fast study
+is never exported into the committed results folder, not even with ``--force`` (trial.py; the
+command line refuses partial studies there too).
 """
 from __future__ import annotations
 
@@ -159,9 +160,9 @@ def export(out: str | Path, s: Settings, timing: dict | None = None, log=print, 
     timing: {"wall_s": ..., "stage_s": {...}, "rounds": [...]} of this invocation; added to
     the durations of earlier invocations of the same study recorded in study.json."""
     out = Path(out)
-    from .trial import refuse_committed, study_changes
+    from .trial import refuse_committed
 
-    refuse_committed(out, study_changes(s))      # a fast or partial study: never into results/
+    refuse_committed(out, ["--fast"] if s.fast else [])    # a fast study: never into results/ (trial.py)
     ch, sel_rows = choices(s)
     planned = plan_all(s, ch)
     done_runs = [r for r in planned if is_done(r, s)]

@@ -66,9 +66,11 @@ def study_specs(regime: str) -> tuple:
 # run the same procedure); bn_stats: 0.04 points apart, within noise, so not selected: the start
 # value (the released code's) by a pre-declared rule. One seed per grid point and replicate: the
 # replicates carry the seeds. HDML: 2 lrs + 4 alphas = 6 runs per replicate; a baseline: 2 lrs x 3.
+# The scratch regime chose 1e-3 or 3e-3 (never 3e-4) in results/scratch/selection.csv: its two lrs.
 DESIGNS = ("replicate", "once")
 REPLICATE = dict(replicate=True, parity=True, lrs=(3e-4, 1e-3), pull_targets=(1.0, 0.5, 0.1, 0.01), lr_seeds=1,
                  select_seeds=1, bn_key="")
+REPLICATE_LRS = {"lab": (3e-4, 1e-3), "scratch": (1e-3, 3e-3)}
 
 
 def make_settings(regime: str = "lab", runs_root: str | Path = "runs/study", steps: int = 0, fast: bool = False,
@@ -103,6 +105,8 @@ def make_settings(regime: str = "lab", runs_root: str | Path = "runs/study", ste
         base += [f"train.steps={steps}", f"train.ckpt_every={max(1, steps // 4)}"]
         root = root / f"steps{steps}"
     grid = {k: v for k, v in REPLICATE.items() if k not in common} if design == "replicate" else {}
+    if grid:
+        grid["lrs"] = REPLICATE_LRS[regime]
     return Settings(runs=root, base=base, steps=steps or get_preset(method_name(regime, "npair")).train.steps,
                     **common, **{**grid, **kw})
 
@@ -115,12 +119,12 @@ def plan_summary(s: Settings, jobs: int, fingerprint: bool = False) -> str:
     lines = [f"== study plan, regime {s.regime!r}: {s.steps} steps per run, runs in {s.runs}"]
     for st in STAGES:
         lines.append(f"   {st:<18}{counts[st]:>4} runs  ({sum(r.stage == st for r in done)} done)")
-    total = sum(counts.values())
+    total = max(sum(counts.values()), len(plan_all(s, ch)))    # seeds or replicates added so far count too
     if s.replicate:
         most = sum(plan_counts_at(s, s.max_seeds).values())
-        lines.append(f"   {'total':<18}{total:>4} runs  ({len(done)} done) at {s.seeds_key} replicates; up to {most} "
-                     f"if every headline claim runs to {s.max_seeds} replicates (a replicate: selection, final run, "
-                     f"score, with its own seeds)")
+        lines.append(f"   {'total':<18}{total:>4} runs  ({len(done)} done), {s.seeds_key} replicates at least; up to "
+                     f"{most} if every headline claim runs to {s.max_seeds} replicates (a replicate: selection, final "
+                     f"run, score, with its own seeds)")
     else:
         lines.append(f"   {'total':<18}{total:>4} runs  ({len(done)} done); headline methods may add up to "
                      f"{2 * HEADLINE_CLAIMS * (s.max_seeds - s.seeds_key)} seeds while a verdict is undecided")

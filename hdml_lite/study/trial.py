@@ -7,7 +7,7 @@ unless ``--out`` names another folder, and says so in one line; ``--out results`
 Only the full study with its default settings writes ``results/`` (and refreshes the packaged
 copy, results_data.sync_if_repo_results).
 
-    study_changes(s)                   # [] for the full study, else e.g. ["--fast"], ["--steps", "--stages"]
+    study_changes(s, full)             # [] for the full study, else e.g. ["--fast"], ["--steps", "--stages"]
     refuse_committed(out, changes)     # ConfigError (one line) when ``out`` is a committed results folder
 """
 from __future__ import annotations
@@ -30,14 +30,12 @@ def trial_out(name: str) -> Path:
     return TRIAL_ROOT / name
 
 
-def study_changes(s) -> list[str]:
+def study_changes(s, full) -> list[str]:
     """What makes the lab study's settings ``s`` (plan.Settings) fast or partial, as the options
-    that set it; [] for the full study with its default settings (the run folder does not count)."""
+    that set it; [] for the full study with its default settings (the run folder does not count).
+    ``full``: the full study's settings of the same regime (``lab.make_settings(s.regime)``)."""
     if s.fast:
         return ["--fast"]
-    from .lab import make_settings
-
-    full = make_settings(s.regime, Path(s.runs))
     out = []
     for f in fields(s):
         if f.name != "runs" and getattr(s, f.name) != getattr(full, f.name):
