@@ -254,7 +254,7 @@ def test_ctrl_c_writes_a_checkpoint_of_the_step_reached_and_resumes_identically(
     assert state["step"] == 5 and [r["step"] for r in state["history"]["train"]] == [0, 1, 2, 3, 4]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert main(run + [f"train.out_dir={out}"]) == 0
-    assert f"at step 5" in capsys.readouterr().out
+    assert "at step 5" in capsys.readouterr().out
     a = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")["method"]["modules"]
     b = load_checkpoint(out / "checkpoint.pt")["method"]["modules"]
     for name in a:

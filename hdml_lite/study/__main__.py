@@ -143,7 +143,7 @@ def _main(argv=None) -> int:
             out = str(trial_out(args.regime))
         try:
             if changes and not args.plan:
-                refuse_committed(out, changes)
+                refuse_committed(out, changes, default=args.regime)
                 print(where_line(out, changes))
             if args.plan:
                 print(plan_summary(s, jobs, fingerprint=args.fingerprint))
@@ -174,7 +174,7 @@ def _main(argv=None) -> int:
         out = args.out or (str(trial_out("hdc")) if args.fast else "results")
         try:
             if args.fast:
-                refuse_committed(out, ["--fast"], "HDC study")
+                refuse_committed(out, ["--fast"], "HDC study", "hdc")
                 print(where_line(out, ["--fast"], "HDC study"))
             run_hdc_study(out, args.runs, seeds=1 if args.fast else 3, fast=args.fast)
         except ConfigError as exc:
@@ -191,7 +191,7 @@ def _main(argv=None) -> int:
         runs = args.runs or (str(Path(out) / "runs") if args.fast else "runs/hypotheses")
         try:
             if args.fast and not args.plan:
-                refuse_committed(out, ["--fast"], "hypotheses run")
+                refuse_committed(out, ["--fast"], "hypotheses run", "hypotheses")
                 print(where_line(out, ["--fast"], "hypotheses run"))
             run_hypotheses(out, runs, jobs=args.jobs, fast=args.fast, plan=args.plan)
         except ConfigError as exc:

@@ -162,7 +162,7 @@ def export(out: str | Path, s: Settings, timing: dict | None = None, log=print, 
     out = Path(out)
     from .trial import refuse_committed
 
-    refuse_committed(out, ["--fast"] if s.fast else [])    # a fast study: never into results/ (trial.py)
+    refuse_committed(out, ["--fast"] if s.fast else [], default=s.regime or "lab")    # a fast study: never into results/ (trial.py)
     ch, sel_rows = choices(s)
     planned = plan_all(s, ch)
     done_runs = [r for r in planned if is_done(r, s)]

@@ -43,7 +43,7 @@ def run_hdc_study(out: str | Path = "results", runs_root: str | Path = "runs/stu
     from .trial import refuse_committed
 
     if fast:
-        refuse_committed(out, ["--fast"], "HDC study")    # tiny settings never write into results/
+        refuse_committed(out, ["--fast"], "HDC study", "hdc")    # tiny settings never write into results/
 
     root = Path(runs_root) / ("fast" if fast else f"steps{steps}")
     base = (FAST if fast else [f"train.steps={steps}", f"train.ckpt_every={max(1, steps // 4)}",

@@ -104,7 +104,7 @@ def run_hypotheses(out: str | Path = "results", runs: str | Path = "runs/hypothe
     from .trial import refuse_committed
 
     if fast and not plan:
-        refuse_committed(out, ["--fast"], "hypotheses run")
+        refuse_committed(out, ["--fast"], "hypotheses run", "hypotheses")
 
     rows, folders, per_seed = [], [], []
     grid = dict(GRID)

@@ -45,14 +45,15 @@ def study_changes(s, full) -> list[str]:
     return out
 
 
-def refuse_committed(out, changes: list[str], what: str = "study") -> None:
+def refuse_committed(out, changes: list[str], what: str = "study", default: str = "lab") -> None:
     """ConfigError (one line) when ``out`` is, or lies in, a committed results folder and
-    ``changes`` (the options making the study fast or partial) is not empty."""
+    ``changes`` (the options making the study fast or partial) is not empty. ``default``: the
+    name whose ``trial_out`` the message offers."""
     folder = committed_folder(out) if changes else None
     if folder is not None:
         raise ConfigError(f"--out {out}: a fast or partial {what} ({' '.join(changes)}) never writes into the "
-                          f"committed results folder {folder}; leave --out out (default: {TRIAL_ROOT}/...) or "
-                          f"name another folder")
+                          f"committed results folder {folder}; omit --out (a trial writes to {trial_out(default)}) "
+                          f"or name another folder")
 
 
 def where_line(out, changes: list[str], what: str = "study") -> str:
