@@ -116,3 +116,27 @@ def test_readme_links_the_moved_material():
     for rel in ("docs/STUDY.md", "docs/BENCHMARKS.md", "docs/CLI.md", "docs/TEACHING.md", "results/README.md"):
         assert f"]({rel})" in README and (REPO / rel).is_file(), rel
     assert len(README.splitlines()) < 300
+
+
+def _measured_times() -> dict:
+    """{"00": (cpu_s, wall_s), ...} from each notebook's **Time and runs** paragraph (its first cell)."""
+    out = {}
+    for path in sorted((REPO / "notebooks").glob("0*.ipynb")):
+        top = json.loads(path.read_text(encoding="utf-8"))["cells"][0]["source"]
+        top = " ".join(("".join(top) if isinstance(top, list) else top).split())
+        m = re.search(r"(\d+) s of CPU time(?: and|,) (\d+) s of wall time", top)
+        assert m, f"{path.name}: no measured CPU and wall time in its first cell"
+        out[path.name[:2]] = (int(m.group(1)), int(m.group(2)))
+    return out
+
+
+def test_notebook_times_are_the_notebooks_measurements():
+    """The README's time column and docs/TEACHING.md's table are the times each notebook states
+    (measured by bench/notebook_cpu.py; 06 in its smoke mode), not typed separately."""
+    times = _measured_times()
+    readme = dict(re.findall(r"^\| `(\d\d)_\w+` \| [^|]+ \| (\d+) s\b[^|]*\|$", README, flags=re.M))
+    assert {k: int(v) for k, v in readme.items()} == {k: w for k, (_, w) in times.items()}
+    guide = (REPO / "docs" / "TEACHING.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\d\d) [^|]+\| (\d+) s \| (\d+) s\b[^|]*\|", guide, flags=re.M)
+    assert {k: (int(c), int(w)) for k, c, w in rows} == times
+    assert "TODO-TIME" not in README and "TODO-TIME" not in guide

@@ -155,9 +155,13 @@ def _main(argv=None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     elif args.command == "report":
+        from pathlib import Path
+
+        from .cost import study_cost_lines
         from .report import write_report
 
-        print(f"wrote {write_report(args.out)}")
+        cost = study_cost_lines(results=args.out) if (Path(args.out) / "verdicts_v2.csv").is_file() else None
+        print(f"wrote {write_report(args.out, cost)}")
     elif args.command == "compare":
         from .paper import compare_file
 

@@ -12,6 +12,13 @@ against each other preset B, with verdicts supported / contradicted / equivalent
 ±margin) / undecided; seeds are added one at a time up to ``--max-seeds`` while a verdict is
 undecided. The presets' own lr, alpha and fractions are only start values here: a preset's lr was
 chosen on the glyphs, so two presets side by side on other data would compare learning rates too.
+
+``compare`` selects once (one choice of lr and alpha for every seed), unlike the lab study's
+replicate design (every replicate selects again, one selection budget per method): its
+intervals hold the seeds' noise, not the selection's. ``--plan`` prints every method's selection
+runs, the printed report the budgets beside the verdicts, and, for the lab's presets, every way
+in which the design differs from the study's (``design_lines``): where compare and the study
+disagree on a claim, those differences are the cause to name.
 """
 from __future__ import annotations
 
@@ -25,7 +32,8 @@ from .engine import (choices, is_done, is_failed, read_run, run_dir, run_rounds,
                      verdict_rows)
 from .files import (COMPARE_TABLE_COLUMNS, ENGAGEMENT_COLUMNS, NOISE_COLUMNS, SELECTION_COLUMNS, VERDICT_COLUMNS,
                     write_csv)
-from .plan import STAGES, Settings, Spec, overrides as run_overrides, plan_all, plan_counts, plan_final, plan_select_lr
+from .plan import (STAGES, Settings, Spec, overrides as run_overrides, plan_all, plan_counts, plan_final, plan_select_lr,
+                   selection_budgets)
 from .sequential import verdict_text
 from .stats import MAX_MARGIN
 
@@ -245,16 +253,63 @@ def claim_out(out: Path, ident: dict, runs: Path | None = None, log=print) -> No
     path.write_text(json.dumps({"identity": ident, "runs": str(runs)}, indent=1))
 
 
+def design_lines(s: Settings) -> list[str]:
+    """How this comparison's design differs from the lab study's (``python -m hdml_lite.study lab``,
+    the replicate design): one line per difference, [] when there is none. ``compare`` selects once
+    (one selection of lr and alpha for every seed, so its intervals hold the seeds' noise only) with
+    its own grids; the study selects again in every replicate with one selection budget per method.
+    Where the two give different verdicts on the same claim, these differences are the causes to
+    name (and the choices themselves: a near-tied alpha or bn_stats can move a verdict)."""
+    from .lab import make_settings
+
+    st = make_settings("lab")
+    diff = []
+    if s.replicate != st.replicate:
+        diff.append("selection: " + ("every replicate selects again" if s.replicate else
+                                     "once for every seed (intervals hold the seeds' noise, not the selection's)")
+                    + " here, " + ("every replicate selects again" if st.replicate else "once")
+                    + " in the study")
+    bud, bud_st = selection_budgets(s), selection_budgets(st)
+    mine = dict(bud)
+    theirs = {k: bud_st[k] for k in bud if k in bud_st}
+    if mine != theirs:
+        diff.append("selection runs per method: " + ", ".join(f"{k} {v}" for k, v in mine.items()) + " here; "
+                    + (", ".join(f"{k} {v}" for k, v in theirs.items()) or "-") + " per replicate in the study")
+
+    def norm(x):
+        return tuple(float(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+    for name, a, b in (("lr grid", s.lrs, st.lrs), ("pull targets", s.pull_targets, st.pull_targets),
+                       ("seeds per alpha", s.select_seeds, st.select_seeds)):
+        if norm(a) != norm(b):
+            diff.append(f"{name} {a} here, {b} in the study")
+    if bool(s.bn_key) != bool(st.bn_key):
+        def bn(x):
+            return "selected" if x.bn_key else f"fixed at {x.start.get('bn_stats') or 'the preset value'}"
+        diff.append(f"hdml.bn_stats {bn(s)} here, {bn(st)} in the study")
+
+    if not diff:
+        return []
+    return ["design: this comparison differs from the lab study's (`python -m hdml_lite.study lab`): "
+            + "; ".join(diff) + ". Where the two give different verdicts on the same claim, these differences "
+            "(and the choices they lead to) are the cause to name, not the methods alone."]
+
+
 def plan_lines(s: Settings) -> list[str]:
     counts = plan_counts(s)
     lines = [f"== comparison plan: {len(s.specs)} methods, {s.steps} steps per run, runs in {s.runs}"]
     lines += [f"   {st:<18}{counts[st]:>4} runs" for st in STAGES if counts[st]]
     lines.append(f"   {'total':<18}{sum(counts.values()):>4} runs at {s.seeds_key} seeds (up to "
                  f"{2 * len(s.claims) * (s.max_seeds - s.seeds_key)} more while a verdict is undecided)")
+    bud = selection_budgets(s)
+    lines.append("   selection runs per method: " + ", ".join(f"{k} {v}" for k, v in bud.items())
+                 + ("" if len(set(bud.values())) <= 1 else "  (not all equal: printed beside the verdicts)"))
     lines.append("   first stage (every run; later stages wait for its choices):")
     lines += [f"     {r.stage}/{r.folder()}: {r.preset} " + " ".join(o for o in run_overrides(r, s)
                                                                      if not o.startswith("train.out_dir"))
               for r in plan_select_lr(s)]
+    if all(sp.key.startswith("lab_") for sp in s.specs):
+        lines += design_lines(s)
     return lines
 
 
@@ -286,6 +341,11 @@ def result_lines(s: Settings, table: list[dict], verdicts: list[dict], ch, noise
                      f"{100 * v['mean_diff']:+6.2f} {ci:<18} {verdict_text(v)}; Holm: {verdict_text(v, 'verdict_holm')}"
                      f"  {pi}" + (f"  (even {s.max_seeds} seeds are not enough)" if v["verdict"] == "undecided"
                                   and not v.get("reason") and v["n_seeds"] >= s.max_seeds else ""))
+    if any("budget_a" in v for v in verdicts):
+        lines.append("selection runs (A, B): " + "; ".join(
+            f"{v['claim']} {int(v['budget_a'])}, {int(v['budget_b'])}" for v in verdicts if v["metric"] == "r1"))
+    if all(sp.key.startswith("lab_") for sp in s.specs):
+        lines += [""] + design_lines(s)
     lines.append(f"\ntime: {wall / 60:.1f} min wall for this invocation")
     return lines
 
@@ -336,7 +396,9 @@ def run_compare(presets: list[str], data: str, overrides: list[str], seeds: int 
     info = json.loads((out / "compare.json").read_text())
     info.update({"lr": ch.lr, "alpha": ch.alpha, "fractions": {k: list(v) for k, v in ch.fractions.items()},
                  "final_seeds": ch.seeds, "wall_s": info.get("wall_s", 0.0) + wall, "stage_s": timing["stage_s"],
-                 "steps": s.steps, "select_metric": "map_r"})
+                 "steps": s.steps, "select_metric": "map_r",
+                 "design": "replicate" if s.replicate else "once", "selection_budgets": selection_budgets(s),
+                 "bn_stats": s.start.get("bn_stats")})
     (out / "compare.json").write_text(json.dumps(info, indent=1))
     log("\n".join(result_lines(s, table, verdicts, ch, noise, wall)))
     return {"table": table, "verdicts": verdicts, "choices": ch}

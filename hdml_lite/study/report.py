@@ -3,7 +3,9 @@
 Reads ``lab_table.csv``, ``verdicts.csv``, ``sweep.csv``, ``selection.csv``, ``mechanism.csv``,
 ``engagement.csv``, ``curves.csv`` and ``study.json`` in the results folder; writes
 ``lab_table.png``, ``sweep.png``, ``mechanism.png``, ``curves.png`` and ``README.md``. The
-verdicts are computed by a fixed rule (``stats.paired_verdict``), not written by hand;
+verdicts are computed by a fixed rule (``study/sequential.py``: the add-a-seed boundary, Holm within
+families, P(A > B)), not written by hand; with ``verdicts_v2.csv`` (``python -m hdml_lite.study
+reverdict``) the page gets the section "Verdicts under the new rules" (``reverdict_report.py``);
 hand-written notes can be added in ``notes.md`` beside the CSV files and are included verbatim.
 """
 from __future__ import annotations
@@ -13,8 +15,9 @@ from pathlib import Path
 
 from .collect import estimate_markdown
 from .figures import plot_curves, plot_mechanism_from_rows, plot_sweep, plot_table, plot_tradeoff
-from .files import read_rows
+from .files import VERDICT_COLUMNS, read_rows
 from .paper import compare_markdown
+from .reverdict_report import reverdict_section
 from .tables import (engagement_table, findings_lines, hypotheses_section, label, main_table, noise_table, ordered,
                      paired_selection_lines, selection_table, sweep_table, timing_table, tradeoff_lines, verdict_table)
 
@@ -23,8 +26,38 @@ REGIME_TEXT = {"lab": "converged lab regime (pretrained small CNN fine-tuned to 
 
 
 # ---------------------------------------------------------------- markdown
-def write_report(out: str | Path) -> Path:
-    """Figures + README.md in ``out`` from the CSV files there. Returns the README path."""
+def _levels_text() -> str:
+    """The boundary of the study's design, from sequential.levels: "per look, two-sided p <= ...". """
+    from .sequential import DESIGN, levels
+
+    lv, lt = levels(*DESIGN)
+    return (f"at {DESIGN[0]}..{DESIGN[1]} seeds, per look: two-sided p <= {lv:.3g} and each one-sided TOST "
+            f"p <= {lt:.3g}")
+
+
+def _old_rule_note(verdicts: list[dict]) -> str:
+    """A line for a verdicts.csv written by the first rule (no ``verdict_holm`` column), else ""."""
+    if not verdicts or any("verdict_holm" in v for v in verdicts):
+        return ""
+    return ("\n**This study's verdicts below were made by the first rule** (`--design once`: every look at "
+            "5%, 95% interval, 90% equivalence interval, no Holm), as the study ran. The section \"Verdicts "
+            "under the new rules\" gives every claim again under the rule above, without re-training.\n")
+
+
+def _findings_note(verdicts: list[dict], out: Path) -> str:
+    """Under first-rule findings: where the same claims stand after the re-verdict (``verdicts_v2.csv``)."""
+    if any("verdict_holm" in v for v in verdicts) or not (out / "verdicts_v2.csv").is_file():
+        return ""
+    return ("\nThese are the first rule's verdicts, as the study ran (`--design once`). Under the current "
+            "rules (boundary per look, Holm) they change: see \"Verdicts under the new rules\" below, which "
+            "the prose of this page follows.\n")
+
+
+def write_report(out: str | Path, cost_lines: list[str] | None = None) -> Path:
+    """Figures + README.md in ``out`` from the CSV files there. Returns the README path.
+    ``cost_lines``: the re-run's cost for the re-verdict section (``cost.study_cost_lines``; the
+    ``report`` command passes them; not imported here: cost -> hypotheses -> compare -> export ->
+    report would be an import circle)."""
     out = Path(out)
     study = json.loads((out / "study.json").read_text()) if (out / "study.json").is_file() else {}
     regime = study.get("regime", "lab")
@@ -45,6 +78,7 @@ def write_report(out: str | Path) -> Path:
     if data["mechanism"]:
         plot_mechanism_from_rows(data["mechanism"], out / "mechanism.png", regime)
     path = out / "README.md"
+    data["cost_lines"] = cost_lines
     path.write_text(render(study, data, out))
     return path
 
@@ -145,6 +179,10 @@ def render(study: dict, data: dict, out: Path) -> str:
     notes = (out / "notes.md").read_text() if (out / "notes.md").is_file() else ""
     other = ("\nThe other regime: [scratch regime](scratch/README.md)." if (out / "scratch" / "README.md").is_file()
              else "\nThe other regime: [converged lab regime](../README.md)." if regime == "scratch" else "")
+    verdict_cols = "`" + ",".join(VERDICT_COLUMNS) + "`"
+    verdict_old = ("" if any("verdict_holm" in v for v in data["verdicts"]) else
+                   "; this study's file was written by the first rule and holds `claim,metric,n_seeds,mean_diff,"
+                   "ci_low,ci_high,tost_low,tost_high,margin,verdict` only")
     parts = [f"""# Reproduction study: {REGIME_TEXT.get(regime, regime)}
 
 {'**FAST MODE: tiny data and 6 steps; the numbers below mean nothing, only the code path is real.**' if study.get('fast') else ''}
@@ -164,14 +202,17 @@ confirm the paper's numbers on CUB, Cars196 or SOP.{other}
 
 | file | what |
 |---|---|
-| `verdicts.csv` | `claim,metric,n_seeds,mean_diff,ci_low,ci_high,tost_low,tost_high,margin,verdict` (fractions) |
+| `verdicts.csv` | one row per claim and metric: {verdict_cols} (fractions){verdict_old} |
+| `verdicts_v2.csv` | every committed verdict again under the current rules, nothing re-trained (`python -m hdml_lite.study reverdict`): the same columns plus `source`, `old_verdict`, `old_n_seeds`, `data` |
+| `verdicts_per_seed.csv` | the paired per-seed scores behind `verdicts_v2.csv`: `source,claim,metric,seed,a,b,score_a,score_b,diff` |
 | `lab_table.csv` | final runs, test classes: `method,seed,nmi,f1,r1,r2,r4,r8,map_r,train_s` |
 | `sweep.csv` | alpha sweep: `alpha,pull_target,seed,split,r1,nmi,f1,pull_factor_median,method` |
 | `selection.csv` | every selection run on the validation classes, `chosen` = 1 on the chosen value |
 | `mechanism.csv` | HDML's per-step diagnostics of the final HDML runs (every k-th step) |
 | `engagement.csv` | the engagement conditions v2 (and v1's verdict) of each final HDML run |
 | `tradeoff.csv` | the hardness-label trade-off over the alpha grid (validation classes) |
-| `selection_noise.csv` | per selection stage: the chosen value's lead over the runner-up, against seed noise |
+| `selection_noise.csv` | per selection stage (and replicate): the chosen value's lead over the runner-up, against seed noise |
+| `choice_counts.csv`, `budgets.csv` | replicate design only: how often each value was chosen across replicates; every method's selection runs per replicate |
 | `curves.csv` | learning curves of N-pair, HDML(N-pair) and its ablations on the test classes |
 | `study.json` | settings, chosen values, run counts, durations |
 | `hypotheses.csv` | why no gain: H1-H4, HDML - baseline per arm and loss (`python -m hdml_lite.study hypotheses`) |
@@ -183,21 +224,28 @@ confirm the paper's numbers on CUB, Cars196 or SOP.{other}
 ## Findings ({R}; every number computed from the CSV files below)
 
 {found}
-""")
+{_findings_note(data['verdicts'], out)}""")
         parts.append(f"""
 ## The paper's claims: verdicts ({R})
 
-Paired seeds (seed i of A against seed i of B), differences A - B in points of %, the mean
-and its 95% Student-t interval. **supported**: the 95% interval lies above 0 (the paper's
-direction); **contradicted**: it lies below 0; **equivalent**: otherwise, the 90% interval
-(two one-sided tests) lies inside ± the margin ({100 * study.get('margin', 0.01):.3g} point of R@1 / NMI): any effect is
-smaller than that; **undecided**: none of these (or fewer than 2 seeds). The headline claims
-(the first two) get one more paired seed at a time, up to {study.get('max_seeds', '?')}, while a verdict is undecided
-(a sequential design: its error rates are somewhat above the nominal 5%). Rule:
-`hdml_lite/study/stats.py`, `paired_verdict`.
-
+Paired seeds (seed i of A against seed i of B), differences A - B in points of %. **supported**:
+the interval of the mean lies above 0 (the paper's direction); **contradicted**: it lies below 0;
+**equivalent**: both one-sided tests (TOST) place the mean inside ± the margin
+({100 * study.get('margin', 0.01):.3g} point of R@1 / NMI); **undecided**: none of these, or fewer than 3 paired seeds, or
+differences without spread (the reason is printed). The headline claims (the first two) start at
+{study.get('seeds_key', '?')} paired seeds and add one at a time, up to {study.get('max_seeds', '?')}, while undecided; every look uses the
+boundary of `hdml_lite/study/sequential.py` ({_levels_text()}), so over
+the whole procedure a false supported/contradicted and a false equivalent each stay at most 5%
+(`python -m hdml_lite.study error-rates`); the other claims are tested once, at 5%. Every row
+records the look that decided and its level. Holm within each family (the headline claims; the
+other claims) gives the adjusted verdict (`verdict_holm`), which the prose uses; P(A > B) is how
+often A beats B over the paired seeds, with a bootstrap 95% interval. docs/METHOD.md §6.
+{_old_rule_note(data['verdicts'])}
 {verdict_table(data['verdicts'], table, regime)}
 """)
+    v2 = reverdict_section(out, data.get("cost_lines")) if (out / "verdicts_v2.csv").is_file() else []
+    if v2:
+        parts.append("\n" + "\n".join(v2) + "\n")
     if table:
         parts.append(f"""
 ## Tables 1-3 analogue: final models on the test classes ({R}), mean ± std over seeds (%)

@@ -167,23 +167,57 @@ def sweep_caption(rows: list[dict], split: str = "test") -> str:
 
 def verdicts_markdown(rows: list[dict] | None) -> str:
     """verdicts.csv rows (claim, metric, n_seeds, mean_diff, ci_low, ci_high, verdict; fractions) as a
-    markdown table in points of %, or a line saying the study has not been run."""
+    markdown table in points of %, or a line saying the study has not been run.
+
+    Rows of the sequential rule (study/sequential.py: ``verdict_holm``, ``look``, ``level``,
+    ``p_improve``) show the Holm-adjusted verdict with the raw one beside it, the look that decided,
+    the interval at 1 - level and P(A > B) [bootstrap 95%]; older files render as before."""
     if not rows:
         return "The study has not been run here (no `results/verdicts.csv`): no verdict on the paper's claims."
     def pts(v):
         return f"{100 * v:+.1f}" if isinstance(v, float) and math.isfinite(v) else "-"
-    lines = ["| the paper's claim | metric | seeds | mean difference (points) | 95% interval | verdict |",
-             "|---|---|---|---|---|---|"]
+
+    def num(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    def count(n):
+        return int(n) if num(n) else n
+
+    new = any("verdict_holm" in r for r in rows)
+    if not new:
+        lines = ["| the paper's claim | metric | seeds | mean difference (points) | 95% interval | verdict |",
+                 "|---|---|---|---|---|---|"]
+    else:
+        lines = ["| the paper's claim | metric | seeds (look) | mean difference (points) | interval (1 - level) | "
+                 "verdict after Holm (raw) | P(A > B) [95%] |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         n = r.get("n_seeds")
-        lines.append(f"| {r['claim']} | {METRIC_NAMES.get(r['metric'], r['metric'])} | "
-                     f"{int(n) if isinstance(n, float) and math.isfinite(n) else n} | {pts(r.get('mean_diff'))} | "
-                     f"[{pts(r.get('ci_low'))}, {pts(r.get('ci_high'))}] | **{r['verdict']}** |")
+        if not new:
+            lines.append(f"| {r['claim']} | {METRIC_NAMES.get(r['metric'], r['metric'])} | "
+                         f"{count(n)} | {pts(r.get('mean_diff'))} | "
+                         f"[{pts(r.get('ci_low'))}, {pts(r.get('ci_high'))}] | **{r['verdict']}** |")
+            continue
+        lv = r.get("level")
+        ci = f"[{pts(r.get('ci_low'))}, {pts(r.get('ci_high'))}]" + (f" at {100 * (1 - lv):.3g}%" if num(lv) else "")
+        raw = r["verdict"] + (f" ({r['reason']})" if r["verdict"] == "undecided" and r.get("reason") else "")
+        look = f"{count(n)} ({count(r['look'])})" if num(r.get("look")) else f"{count(n)}"
+        pi, lo, hi = r.get("p_improve"), r.get("p_improve_low"), r.get("p_improve_high")
+        pab = (f"{pi:.2f}" + (f" [{lo:.2f}, {hi:.2f}]" if num(lo) and num(hi) else "")) if num(pi) else "-"
+        lines.append(f"| {r['claim']} | {METRIC_NAMES.get(r['metric'], r['metric'])} | {look} | "
+                     f"{pts(r.get('mean_diff'))} | {ci} | **{r.get('verdict_holm', r['verdict'])}** ({raw}) | {pab} |")
     margin = next((r["margin"] for r in rows if isinstance(r.get("margin"), float)), None)
-    if margin is not None:
+    if margin is not None and not new:
         lines.append(f"\n**supported** / **contradicted**: the 95% interval lies above / below 0; **equivalent**: "
                      f"the 90% interval lies inside ±{100 * margin:g} point (any effect is smaller than that); "
                      f"**undecided**: none of these (docs/METHOD.md §6).")
+    elif margin is not None:
+        lines.append(f"\n**supported** / **contradicted**: the interval at 1 - level lies above / below 0; "
+                     f"**equivalent**: both one-sided tests place the mean inside ±{100 * margin:g} point; "
+                     f"**undecided**: none of these, or fewer than 3 seeds, or no spread. seeds (look): the paired "
+                     f"seeds run and the look (seeds) at which the verdict was decided, at that look's level "
+                     f"(the add-a-seed boundary). The verdict in bold is after Holm's correction within the claim's "
+                     f"family, the raw one beside it. P(A > B): how often A beats B over the paired seeds, with a "
+                     f"bootstrap 95% interval (docs/METHOD.md §6).")
     return "\n".join(lines)
 
 

@@ -1,0 +1,232 @@
+"""The section "Verdicts under the new rules" of results/README.md: the committed claims re-verdicted.
+
+    reverdict_section(results_dir)      # markdown lines from verdicts_v2.csv (+ study.json, compare_*/,
+                                        # selection.csv, engagement.csv); [] when verdicts_v2.csv is absent
+    allowed(row)                        # what one verdict row allows one to say, in words
+
+``python -m hdml_lite.study reverdict`` writes ``verdicts_v2.csv``: every committed verdict again under
+the add-a-seed boundary (study/sequential.py), Holm within each family and P(A > B), from the
+committed per-seed tables, with nothing re-trained. Every number and every verdict word on this
+section comes from those files; the sentences that correct the first study's prose are generated
+here, so they follow the files if the files change.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from .files import read_rows
+from .tables import NAMES, _improve, _p, _pts
+from .sequential import verdict_text
+
+SOURCES = {"verdicts.csv": "lab study", "scratch/verdicts.csv": "scratch study",
+           "compare_glyphs_npair/verdicts.csv": "compare on the glyphs (N-pair)",
+           "compare_glyphs_triplet/verdicts.csv": "compare on the glyphs (triplet)",
+           "compare_folder/verdicts.csv": "compare on an image folder", "hypotheses.csv": "hypotheses"}
+ORDER = ("supported", "contradicted", "equivalent", "undecided")
+
+
+def _fin(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _interval(v: dict, with_level: bool = True) -> str:
+    """"98.3% interval [-0.73, +1.24] points" (the interval at 1 - level), or the bare interval."""
+    lv = v.get("level")
+    lev = f"{100 * (1 - lv):.3g}% interval " if _fin(lv) and with_level else ""
+    if not _fin(v.get("ci_low")):
+        return "no interval"
+    return f"{lev}[{_pts(v['ci_low'])}, {_pts(v['ci_high'])}] points"
+
+
+def allowed(v: dict) -> str:
+    """The words one verdict row allows, from its Holm-adjusted verdict: "no effect larger than 1
+    point was detected" only where "equivalent" holds after Holm; "not detected (interval ...)" where
+    nothing holds; the direction and size where supported / contradicted holds."""
+    holm = v.get("verdict_holm", v.get("verdict"))
+    m = 100 * v["margin"] if _fin(v.get("margin")) else 1.0
+    if holm == "equivalent":
+        return (f"no effect larger than {m:g} point was detected (equivalence interval "
+                f"[{_pts(v.get('tost_low'))}, {_pts(v.get('tost_high'))}])")
+    if holm in ("supported", "contradicted"):
+        side = "ahead" if holm == "supported" else "behind"
+        return f"{holm}: A {side} by {_pts(v.get('mean_diff'))} points ({_interval(v)})"
+    return f"not detected ({_interval(v)})"
+
+
+def _counts(rows: list[dict], key: str) -> str:
+    vals = [r.get(key, "") for r in rows]
+    return ", ".join(f"{vals.count(k)} {k}" for k in ORDER if vals.count(k))
+
+
+def v2_table(rows: list[dict]) -> list[str]:
+    """One line per claim and metric: old verdict, new raw verdict, Holm-adjusted, look, level, P(A > B)."""
+    lines = ["| source | claim (A > B) | family | metric | old verdict (seeds) | new verdict, raw | "
+             "**Holm-adjusted** | look (of seeds) | levels (test, TOST) | mean (points) | interval (1 - level) | "
+             "P(A > B) [95%] |", "|" + "---|" * 12]
+    for v in rows:
+        old_n = v.get("old_n_seeds")
+        old = f"{v.get('old_verdict', '-') or '-'}" + (f" ({int(old_n)})" if _fin(old_n) else "")
+        look = f"{int(v['look'])} (of {int(v.get('n_seeds', v['look']))})" if _fin(v.get("look")) else "-"
+        lines.append(f"| {SOURCES.get(v['source'], v['source'])} | {v['claim']} | {v.get('family', '-')} | "
+                     f"{NAMES.get(v['metric'], v['metric'])} | {old} | {verdict_text(v)} | "
+                     f"**{verdict_text(v, 'verdict_holm')}** | {look} | {_p(v.get('level'))}, "
+                     f"{_p(v.get('level_tost'))} | {_pts(v.get('mean_diff'))} | {_interval(v, False)} | {_improve(v)} |")
+    return lines
+
+
+def _read(path: Path):
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text()) if path.suffix == ".json" else read_rows(path)
+
+
+def _pull_target(selection: list[dict], method: str) -> str:
+    """The pull target of HDML's chosen alpha ("pull_target=0.9" in selection.csv's setting), "?"."""
+    for r in selection or []:
+        if r.get("stage") == "select_alpha" and r.get("method") == method and r.get("chosen") in (1, 1.0):
+            s = str(r.get("setting", ""))
+            if s.startswith("pull_target="):
+                return s.split("=", 1)[1]
+    return "?"
+
+
+def _hinge_lines(rows: list[dict], res: Path) -> list[str]:
+    """The study against compare on the glyphs, HDML(N-pair) > N-pair: same claim, its verdicts, and the
+    choices in which the two differ (lr, pull target, bn_stats) read from their files."""
+    from .keys import STARTS
+
+    study, cmp_ = _read(res / "study.json"), _read(res / "compare_glyphs_npair" / "compare.json")
+    a = [v for v in rows if v["source"] == "verdicts.csv" and v["claim"] == "HDML(N-pair) > N-pair"]
+    b = [v for v in rows if v["source"] == "compare_glyphs_npair/verdicts.csv"]
+    if not (study and cmp_ and a and b):
+        return []
+    hd, base = "lab_hdml_npair", "lab_npair"
+    mine = {"lr of HDML(N-pair)": study.get("lr", {}).get(hd), "lr of N-pair": study.get("lr", {}).get(base),
+            "HDML's pull target": _pull_target(_read(res / "selection.csv"), hd),
+            "hdml.bn_stats": study.get("bn_stats")}
+    theirs = {"lr of HDML(N-pair)": cmp_.get("lr", {}).get(hd), "lr of N-pair": cmp_.get("lr", {}).get(base),
+              "HDML's pull target": _pull_target(_read(res / "compare_glyphs_npair" / "selection.csv"), hd),
+              "hdml.bn_stats": cmp_.get("bn_stats", STARTS["lab"]["bn_stats"])}
+    diff = [f"{k} {mine[k]} (study) against {theirs[k]} (compare)" for k in mine if str(mine[k]) != str(theirs[k])]
+    same = [f"{k} {mine[k]}" for k in mine if str(mine[k]) == str(theirs[k])]
+    per = []
+    for m in ("r1", "nmi"):
+        x = next((v for v in a if v["metric"] == m), None)
+        y = next((v for v in b if v["metric"] == m), None)
+        if x and y:
+            per.append(f"{NAMES[m]}: study **{x['verdict_holm']}** (old: {x.get('old_verdict')}; {allowed(x)}), "
+                       f"compare **{y['verdict_holm']}** (old: {y.get('old_verdict')}; {allowed(y)})")
+    noise = _read(res / "selection_noise.csv") or []
+    gaps = [f"{r['stage'][7:]} {100 * r['gap']:.2f} points of validation MAP@R (seed noise s.e. "
+            f"{100 * r['noise_se']:.2f})" for r in noise
+            if r.get("method") == hd and r.get("stage") in ("select_alpha", "select_bn")]
+    return [f"- **The N-pair headline does hinge on near-tied choices.** The study and `compare` on the glyphs "
+            f"(`compare_glyphs_npair/`) test the same claim on the same data; " + "; ".join(per) + ". "
+            "They differ in " + ("; ".join(diff) or "no recorded choice") + (f" (the same: {', '.join(same)})"
+                                                                            if same else "") +
+            ". The study chose these by " + (", ".join(gaps) or "gaps not recorded") + ", within the "
+            "noise of the selection, which the committed intervals (one selection for every seed) do not "
+            "cover. So the first study's \"the verdict does not hinge on it\" does not hold: the alpha and "
+            "bn_stats choices move the N-pair R@1 verdict."]
+
+
+def _weight_lines(rows: list[dict], res: Path) -> list[str]:
+    eng = _read(res / "engagement.csv") or []
+    wm = [v for v in rows if v["source"] == "verdicts.csv" and "weight matched" in v["claim"]]
+    if not wm:
+        return []
+
+    def med(method):
+        xs = sorted(float(r["acc_syn"]) for r in eng if r["method"] == method and _fin(r.get("acc_syn")))
+        return f"{xs[len(xs) // 2]:.2f}" if xs else "?"
+
+    said = "; ".join(f"{v['claim']} on {NAMES[v['metric']]}: **{v['verdict_holm']}** after Holm "
+                     f"(raw {v['verdict']})" for v in wm)
+    return [f"- **The weight-matched ablation does not separate weight from labels.** {said}. The weight-matched "
+            f"arm keeps its labels as well as its weight (median acc_syn {med('lab_hdml_npair_nosoftmax_wmatch')}, "
+            f"against {med('lab_hdml_npair_nosoftmax')} without J_soft, unmatched; full HDML "
+            f"{med('lab_hdml_npair')}; engagement.csv), so weight and labels still move together: the data "
+            "do not say that the no-softmax ablation's loss is the weight and not the labels."]
+
+
+def _hypotheses_lines(rows: list[dict], res: Path) -> list[str]:
+    h = [v for v in rows if v["source"] == "hypotheses.csv"]
+    if not h:
+        return []
+    und = sum(v["verdict"] == "undecided" for v in h)
+    top = max(h, key=lambda v: v.get("ci_high", -math.inf))
+    contra = [v for v in h if v["verdict"] == "contradicted"]
+    study = _read(res / "study.json") or {}
+    lr = study.get("lr", {})
+    h3 = [v for v in h if v["claim"].startswith("H3")]
+    out = [f"- **The hypotheses do not rule a gain out.** Of {len(h)} tests, {und} are undecided at 5% each "
+           f"({_counts(h, 'verdict')}); after Holm over the {len(h)}: {_counts(h, 'verdict_holm')}. The largest "
+           f"upper bound is {_pts(top.get('ci_high'))} points ({top['claim']}, {NAMES[top['metric']]}). So \"no "
+           "hypothesis finds a gain\" reads: no gain was detected, and none was ruled out."]
+    if contra:
+        out.append("- The raw \"contradicted\" (" + "; ".join(
+            f"{v['claim']}, {NAMES[v['metric']]}: {_pts(v.get('mean_diff'))} points, p {_p(v.get('p'))}, Holm p "
+            f"{_p(v.get('p_holm'))}" for v in contra) + ") do not survive Holm, so \"a longer budget costs\" is "
+            "not shown either.")
+    if h3:
+        out.append("- **H3 reuses the 400-step lr at 1,600 steps.** H3 trains 4x longer with each method's lr as "
+                   "selected at 400 steps (study.json: " + ", ".join(
+                       f"{k.replace('lab_', '')} {v:g}" for k, v in lr.items() if k in ("lab_hdml_npair", "lab_npair",
+                                                                                        "lab_hdml_triplet",
+                                                                                        "lab_triplet")) +
+                   "); no lr was selected at 1,600 steps, for either method, so H3 does not test a longer budget "
+                   "with a tuned lr.")
+    return out
+
+
+def reverdict_section(res: str | Path, cost_lines: list[str] | None = None) -> list[str]:
+    """The whole section (markdown lines) from ``res``/verdicts_v2.csv; [] without that file.
+    ``cost_lines``: the re-run's cost (``cost.study_cost_lines``), printed as a code block."""
+    res = Path(res)
+    rows = _read(res / "verdicts_v2.csv")
+    if not rows:
+        return []
+    study = _read(res / "study.json") or {}
+    design = study.get("design") or "once"
+    head = [v for v in rows if v["source"] == "verdicts.csv" and v.get("family") == "headline"]
+    n_eq = sum(v.get("verdict_holm") == "equivalent" for v in head)
+    ran = ("The committed study ran the first design (`--design once`: one selection of lr, alpha and bn_stats "
+           "for every seed, and the add-a-seed rule at 5% per look)." if design == "once" else
+           f"The study on this page ran the `{design}` design; `verdicts_v2.csv` re-verdicts the files it was "
+           "given (re-run `python -m hdml_lite.study reverdict` after a new study).")
+    lines = ["## Verdicts under the new rules (re-verdict of the committed study, nothing re-trained)", "",
+             ran + " `python -m hdml_lite.study "
+             "reverdict` (study/reverdict.py) takes its committed per-seed scores and gives every claim again "
+             "under the rules of study/sequential.py: the boundary at every look (docs/METHOD.md §6), Holm "
+             "within each family (headline, ablations, each compare, the hypotheses) and P(A > B) over the "
+             "paired seeds (`verdicts_v2.csv`; the scores behind it: `verdicts_per_seed.csv`). Nothing was "
+             "re-trained, so the intervals still hold the seeds' noise only, not the selection's."]
+    if design == "once":
+        lines[-1] += (" **A re-run under the replicate design (`python -m hdml_lite.study lab`: selection again in "
+                      "every replicate, one selection budget per method) is pending.** Its cost (`python -m "
+                      "hdml_lite.study estimate`)" + (":" if cost_lines else " is printed by that command."))
+        lines.append("")
+        if cost_lines:
+            lines += ["```", *cost_lines, "```", ""]
+    else:
+        lines.append("")
+    lines += ["What the numbers allow (after Holm; generated from the files named):", ""]
+    for v in head:
+        lines.append(f"- Headline, {v['claim']}, {NAMES[v['metric']]}: {allowed(v)}; raw {verdict_text(v)}, "
+                     f"old {v.get('old_verdict')}.")
+    lines.append(f"- So the first study's \"the size of any effect here is at most the margin\" holds for {n_eq} of "
+                 f"{len(head)} headline tests: " + ("an effect larger than the margin is not ruled out on "
+                                                    + ", ".join(f"{v['claim']} {NAMES[v['metric']]}" for v in head
+                                                                if v.get("verdict_holm") != "equivalent")
+                                                    if n_eq < len(head) else "all of them") + ".")
+    lines += _hinge_lines(rows, res) + _weight_lines(rows, res) + _hypotheses_lines(rows, res)
+    lines += ["", "Per source, old -> new raw -> after Holm:", ""]
+    for src in dict.fromkeys(v["source"] for v in rows):
+        mine = [v for v in rows if v["source"] == src]
+        lines.append(f"- {SOURCES.get(src, src)} (`{src}`): old {_counts(mine, 'old_verdict')} -> raw "
+                     f"{_counts(mine, 'verdict')} -> Holm {_counts(mine, 'verdict_holm')}.")
+    lines += ["", "P(A > B): \"-\" for the hypotheses, whose per-seed scores were not committed (their tests are "
+              "recomputed from each row's mean and interval).", "", *v2_table(rows)]
+    return lines
