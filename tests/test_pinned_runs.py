@@ -128,7 +128,8 @@ def test_get_run_loads_the_pinned_copy_and_shows_your_own_beside_it(fast_pinned,
     run = get_run(cfg)
     assert isinstance(run, PinnedRun)
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert line.startswith("run lab_hdml_npair: pinned (fast budget, trained in ") and "your run" not in line
+    assert line.startswith("run lab_hdml_npair: pinned (fast budget, trained in ") and " s wall) R@1 " in line
+    assert "your run" not in line
     monkeypatch.setenv("HDML_TRAIN", "1")                      # train instead: printed beside the pinned one
     own = get_run(cfg)
     assert not isinstance(own, PinnedRun) and (tmp_path / "notebooks" / "fast" / "lab_hdml_npair" / "metrics.json").is_file()

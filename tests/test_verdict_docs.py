@@ -113,3 +113,10 @@ def test_compare_names_how_its_design_differs_from_the_study():
     st = selection_budgets(make_settings("lab"))
     assert f"lab_hdml_npair {st['lab_hdml_npair']}, lab_npair {st['lab_npair']} per replicate in the study" in line
     assert line in text
+
+
+def test_report_curves_note_only_when_kmeans_ran_at_the_final_step_only():
+    from hdml_lite.study.report import _curves_note
+
+    assert _curves_note([{"step": 100, "r1": 0.5}, {"step": 400, "r1": 0.6, "nmi": 0.7}]).startswith(" R@1 along")
+    assert _curves_note(read_rows(RESULTS / "curves.csv")) == ""          # the committed study: k-means every step

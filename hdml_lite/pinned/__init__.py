@@ -143,7 +143,7 @@ def beside_line(key: str, pinned: PinnedRun | None, own: dict | None, own_where:
     """One line: the pinned run's scores and, when there is one, the student's own run's beside them."""
     parts = []
     if pinned is not None:
-        parts.append(f"pinned ({pinned.budget} budget, trained in {pinned.train_s:.0f} s) {_scores(pinned.metrics)}")
+        parts.append(f"pinned ({pinned.budget} budget, trained in {pinned.train_s:.0f} s wall) {_scores(pinned.metrics)}")
     if own is not None:
         parts.append(f"{'trained now' if trained else 'your run'} ({own_where.parent.name} budget) {_scores(own)}")
     return f"run {key}: " + " | ".join(parts)

@@ -44,6 +44,14 @@ def _old_rule_note(verdicts: list[dict]) -> str:
             "under the new rules\" gives every claim again under the rule above, without re-training.\n")
 
 
+def _curves_note(curves: list[dict]) -> str:
+    """" R@1 along training; NMI and F1 ...": when the curves hold k-means metrics at the final step only."""
+    if curves and any("nmi" not in r for r in curves):
+        return (" R@1 along training; NMI and F1 (k-means) at the final evaluation only (intermediate "
+                "evaluations compute the retrieval metrics only).")
+    return ""
+
+
 def _findings_note(verdicts: list[dict], out: Path) -> str:
     """Under first-rule findings: where the same claims stand after the re-verdict (``verdicts_v2.csv``)."""
     if any("verdict_holm" in v for v in verdicts) or not (out / "verdicts_v2.csv").is_file():
@@ -296,7 +304,7 @@ its score.
 ## Figures 4-5 analogue: learning curves ({R})
 
 N-pair, HDML (N-pair) and its two ablations, evaluated on the test classes during training
-(for the curves only: the reported model is always the final one).
+(for the curves only: the reported model is always the final one).{_curves_note(data['curves'])}
 
 ![learning curves](curves.png)
 """)

@@ -17,8 +17,8 @@ import math
 from pathlib import Path
 
 from .files import read_rows
-from .tables import NAMES, _improve, _p, _pts
 from .sequential import verdict_text
+from .tables import NAMES, _improve, _p, _pts
 
 SOURCES = {"verdicts.csv": "lab study", "scratch/verdicts.csv": "scratch study",
            "compare_glyphs_npair/verdicts.csv": "compare on the glyphs (N-pair)",
@@ -72,7 +72,8 @@ def v2_table(rows: list[dict]) -> list[str]:
         lines.append(f"| {SOURCES.get(v['source'], v['source'])} | {v['claim']} | {v.get('family', '-')} | "
                      f"{NAMES.get(v['metric'], v['metric'])} | {old} | {verdict_text(v)} | "
                      f"**{verdict_text(v, 'verdict_holm')}** | {look} | {_p(v.get('level'))}, "
-                     f"{_p(v.get('level_tost'))} | {_pts(v.get('mean_diff'))} | {_interval(v, False)} | {_improve(v)} |")
+                     f"{_p(v.get('level_tost'))} | {_pts(v.get('mean_diff'))} | {_interval(v, False)} | "
+                     f"{_improve(v)} |")
     return lines
 
 
