@@ -94,6 +94,7 @@ def test_every_notebook_has_the_same_setup_cell():
     cells = {_setup_cell(p) for p in NOTEBOOKS}
     assert len(NOTEBOOKS) >= 12 and len(cells) == 1
     cell = cells.pop()
+    assert cell == colab.SETUP_CELL, "a notebook's set-up cell is not colab.SETUP_CELL: run python scripts/sync_setup_cell.py"
     assert "%cd {root}" in cell and "colab.setup(" in cell and "git clone https://github.com/hdml-lite/hdml_lite" in cell
     assert "%pip" not in cell and "jupyterlab" not in cell.split("#")[0]
 

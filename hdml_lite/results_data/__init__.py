@@ -20,7 +20,7 @@ from pathlib import Path
 PACKAGED_DIR = Path(__file__).resolve().parent
 # The files the notebooks read, relative to results/. A file absent from results/ is absent here.
 PACKAGED = ("lab_table.csv", "curves.csv", "sweep.csv", "verdicts.csv", "mechanism.csv", "engagement.csv",
-            "selection.csv", "study.json", "tradeoff.csv", "hypotheses.csv", "scratch/engagement.csv", "scratch/lab_table.csv")
+            "selection.csv", "study.json", "tradeoff.csv", "hypotheses.csv", "verdicts_v2.csv", "scratch/engagement.csv", "scratch/lab_table.csv")
 
 
 def repo_results() -> Path | None:

@@ -64,12 +64,18 @@ STUDY_FILES = ("lab_table", "curves", "sweep", "verdicts", "mechanism")
 
 def load_study(results_dir) -> dict:
     """{name: rows | None} for each of ``STUDY_FILES`` (lab_table, curves, sweep, verdicts,
-    mechanism) in ``results_dir``: None where the file is absent."""
+    mechanism) in ``results_dir``: None where the file is absent. Where ``verdicts_v2.csv`` is
+    there too (``python -m hdml_lite.study reverdict``: the committed claims under the add-a-seed
+    boundary and Holm, docs/METHOD.md §6), its rows for ``verdicts.csv`` are the verdicts."""
     d = Path(results_dir)
     out = {}
     for name in STUDY_FILES:
         p = d / f"{name}.csv"
         out[name] = read_csv(p) if p.is_file() else None
+    again = d / "verdicts_v2.csv"      # the same claims under the boundary and Holm (study reverdict)
+    if out["verdicts"] is not None and again.is_file():
+        rows = [r for r in read_csv(again) if r.get("source") == "verdicts.csv"]
+        out["verdicts"] = rows or out["verdicts"]
     return out
 
 
