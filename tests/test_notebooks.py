@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from hdml_lite.colab import SETUP_CELL
+
 REPO = Path(__file__).resolve().parents[1]
 NB_DIR = REPO / "notebooks"
 EXPECTED = ["00_setup_and_data.ipynb", "01_formulation.ipynb", "02_training.ipynb", "03_ablations.ipynb",
@@ -96,9 +98,8 @@ def test_structure(name):
     assert cells[0]["cell_type"] == "markdown" and "colab-badge.svg" in md[0]
     assert COLAB.format(name=name) in md[0], "the Colab badge must point at this notebook"
     setup = code[0]
-    assert re.search(r"try:\s*\n\s+import hdml_lite\s*\nexcept ModuleNotFoundError:", setup) and "colab.setup(" in setup, \
-        "first code cell: try: import hdml_lite / except ModuleNotFoundError: find the copy, colab.setup (tests/test_colab.py)"
-    assert "text_progress_bars()" in code[1], "the imports cell makes the progress bars text (saved as their last line)"
+    assert setup == SETUP_CELL, "first code cell: hdml_lite.colab.SETUP_CELL (python scripts/sync_setup_cell.py)"
+    assert "text_progress_bars()" in code[1], "the imports cell sets the progress bars (widgets; text with HDML_TEXT_BARS=1)"
     joined = "\n".join(code)
     assert 'FAST = os.environ.get("HDML_FAST") == "1"' in joined
     assert "pick_device(" in joined
@@ -134,6 +135,26 @@ def runs_dir(tmp_path_factory):
 
 
 DURATIONS: dict = {}
+MAX_PX = 1000        # tests/test_figures_readable.py's limit: FIG_MAX_W (960 px at 100 dpi) plus tight bbox's margin
+MEASURE_DPI = 'import matplotlib as _mpl\nprint("FIGURE_DPI", _mpl.rcParams["figure.dpi"])'   # appended, removed again
+
+
+def figure_widths(nb, dpi: float) -> list[tuple[int, float]]:
+    """(cell index, width in px at 100 dpi) of every PNG figure the executed notebook ``nb`` shows
+    (Jupyter's inline backend: the tight bounding box at ``dpi``, the "width" metadata when retina)."""
+    import base64
+    import struct
+
+    out = []
+    for i, c in enumerate(nb.cells):
+        for o in c.get("outputs", []) if c.cell_type == "code" else []:
+            png = (o.get("data") or {}).get("image/png")
+            if not png:
+                continue
+            shown = (o.get("metadata") or {}).get("image/png", {}).get("width")
+            px = shown or struct.unpack(">I", base64.b64decode(png)[16:20])[0]    # PNG IHDR: width at byte 16
+            out.append((i, px * 100.0 / dpi))
+    return out
 
 
 @pytest.mark.parametrize("name", EXPECTED)
@@ -169,6 +190,7 @@ def _execute(folder: Path, name: str, runs_dir: Path, monkeypatch):
     from jupyter_client.manager import KernelManager
 
     nb = nbformat.read(folder / name, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(MEASURE_DPI))         # removed again below
     before = _snapshot(*WATCHED)
     t0 = time.perf_counter()
     # IPC transport: unix sockets instead of TCP ports, so kernels started at the same time by
@@ -187,10 +209,16 @@ def _execute(folder: Path, name: str, runs_dir: Path, monkeypatch):
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors
+    measured = nb.cells.pop()
+    dpi = float(next(o["text"] for o in measured.outputs if o.get("name") == "stdout").split("FIGURE_DPI")[1])
+    widths = figure_widths(nb, dpi)
+    wide = [f"cell {i}: {px:.0f} px" for i, px in widths if px > MAX_PX]
+    assert not wide, f"{name}: figures wider than {MAX_PX} px at 100 dpi (palette.FIG_MAX_W: a laptop screen): {wide}"
     after = _snapshot(*WATCHED)
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     assert not changed, f"{name} wrote into the repository: {changed[:10]}"
-    print(f"{name}: {DURATIONS[name]:.1f} s (total so far {sum(DURATIONS.values()):.1f} s)")
+    print(f"{name}: {DURATIONS[name]:.1f} s (total so far {sum(DURATIONS.values()):.1f} s); {len(widths)} figures, "
+          f"widest {max((px for _, px in widths), default=0):.0f} px")
     return nb
 
 
