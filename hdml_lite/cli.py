@@ -97,9 +97,10 @@ def cmd_download(args) -> int:
         return 0
     if not args.name:
         raise ValueError("download: name a data set (cub, sop, omniglot, cars196) or use --list")
-    dataset_info(args.name)                # an unknown name is refused before any folder is made
+    info = dataset_info(args.name)         # an unknown name is refused before any folder is made
     root = Path(args.root) if args.root else data_root()
-    ensure_writable_dir(root, "download --root" if args.root else "the data folder ($HDML_DATA or the cache)")
+    if all(f.url is not None for f in info.files):   # a set fetched by hand: its instructions first
+        ensure_writable_dir(root, "download --root" if args.root else "the data folder ($HDML_DATA or the cache)")
     path = download_dataset(args.name, str(root))
     print(f"{args.name} ready in {path}")
     return 0

@@ -73,3 +73,12 @@ def test_sop_unpacked_by_hand_is_accepted(tmp_path):
     target.mkdir(parents=True)
     (target / "Ebay_train.txt").write_text("image_id class_id super_class_id path\n")
     assert dl.download_dataset("sop", tmp_path / "data", progress=False) == tmp_path / "data" / "sop"
+
+
+@pytest.mark.parametrize("name", ["sop", "cars196"])
+def test_a_set_fetched_by_hand_makes_no_folder_before_its_files_are_there(tmp_path, capsys, name):
+    root = tmp_path / "X"
+    assert cli.main(["download", name, "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "by hand" in err and "md5" in err
+    assert not root.exists()                       # the message says where to put them; nothing is made

@@ -416,6 +416,12 @@ def _already_there(name: str, target: Path) -> bool:
     return False
 
 
+def _marked(target: Path, f) -> bool:
+    """File ``f`` of a dataset was checked and extracted before (its marker holds its md5)."""
+    marker = target / f".{f.name}.ok"
+    return marker.is_file() and marker.read_text().strip() == f.md5
+
+
 def download_dataset(name: str, root, progress: bool = True, keep_archives: bool = False,
                      info: DatasetInfo | None = None) -> Path:
     """Download, verify and extract dataset ``name`` into ``root/<name>/``; return that folder.
@@ -429,12 +435,14 @@ def download_dataset(name: str, root, progress: bool = True, keep_archives: bool
     """
     info = dataset_info(name) if info is None else info
     target = Path(root) / name
-    target.mkdir(parents=True, exist_ok=True)
     if any(f.url is None for f in info.files) and _already_there(name, target):
         return target
+    if any(f.url is None for f in info.files) and not target.is_dir():
+        raise ManualDownloadError(manual_instructions(name, root))   # nothing placed yet: no folder is made
+    target.mkdir(parents=True, exist_ok=True)
     for f in info.files:
         marker = target / f".{f.name}.ok"
-        if marker.is_file() and marker.read_text().strip() == f.md5:
+        if _marked(target, f):
             continue
         path = target / f.name
         if f.url is None:
