@@ -1,5 +1,6 @@
 """Shared test settings: tests run on CPU, few threads, headless matplotlib."""
 import os
+import subprocess
 from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -49,3 +50,20 @@ def make_flaky_metric_loss(monkeypatch, at_call: int, factor: float) -> None:
         return out * factor if calls["n"] == at_call else out
 
     monkeypatch.setattr(losses, "metric_loss", flaky)
+
+
+class FakeIPython:
+    """What the transformed cell calls: ``!cmd`` runs in a shell, ``%cd {expr}`` changes folder."""
+
+    def __init__(self, ns):
+        self.ns, self.cds = ns, []
+
+    def system(self, cmd):
+        subprocess.run(cmd, shell=True, check=False)
+
+    def run_line_magic(self, name, line):
+        assert name == "cd"
+        target = eval(line.strip()[1:-1], self.ns) if line.strip().startswith("{") else line
+        self.cds.append(Path(target))
+        import os
+        os.chdir(target)

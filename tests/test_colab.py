@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hdml_lite import colab
+from conftest import FakeIPython
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb")) + sorted((REPO / "notebooks" / "solutions").glob("*.ipynb"))
@@ -34,23 +35,6 @@ def _copy_repo(dest: Path) -> Path:
     shutil.copyfile(REPO / "hdml_lite" / "colab.py", dest / "hdml_lite" / "colab.py")   # also before it is committed
     shutil.copyfile(REPO / "pyproject.toml", dest / "pyproject.toml")
     return dest
-
-
-class FakeIPython:
-    """What the transformed cell calls: ``!cmd`` runs in a shell, ``%cd {expr}`` changes folder."""
-
-    def __init__(self, ns):
-        self.ns, self.cds = ns, []
-
-    def system(self, cmd):
-        subprocess.run(cmd, shell=True, check=False)
-
-    def run_line_magic(self, name, line):
-        assert name == "cd"
-        target = eval(line.strip()[1:-1], self.ns) if line.strip().startswith("{") else line
-        self.cds.append(Path(target))
-        import os
-        os.chdir(target)
 
 
 def _run_cell(content: Path, monkeypatch, status=0):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hdml_lite import colab
+from conftest import FakeIPython
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,23 +33,6 @@ def _zip(folder: Path, zip_path: Path, top_level: bool) -> Path:
         for f in sorted(folder.rglob("*")):
             zf.write(f, f.relative_to(folder.parent if top_level else folder))
     return zip_path
-
-
-class FakeIPython:
-    """What the transformed cell calls: ``!cmd`` runs in a shell, ``%cd {expr}`` changes folder."""
-
-    def __init__(self, ns):
-        self.ns, self.cds = ns, []
-
-    def system(self, cmd):
-        subprocess.run(cmd, shell=True, check=False)
-
-    def run_line_magic(self, name, line):
-        assert name == "cd"
-        target = eval(line.strip()[1:-1], self.ns) if line.strip().startswith("{") else line
-        self.cds.append(Path(target))
-        import os
-        os.chdir(target)
 
 
 def run_cell(content: Path, monkeypatch, cwd: Path, installed=False, status=0):
