@@ -24,6 +24,28 @@ def _source(cell) -> str:
     return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
 
 
+
+def _execute():
+    """Notebook 06 executed in a fresh kernel (ipc sockets in a temporary folder, removed after)
+    -> (the executed notebook, seconds)."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    from jupyter_client.manager import KernelManager
+
+    nb = nbformat.read(NB, as_version=4)
+    sockets = tempfile.mkdtemp(prefix="nbk")
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
+    client = nbclient.NotebookClient(nb, km=km, timeout=300, kernel_name="python3",
+                                     resources={"metadata": {"path": str(NB.parent)}})
+    t0 = time.perf_counter()
+    try:
+        client.execute()
+    finally:
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+        shutil.rmtree(sockets, ignore_errors=True)
+    return nb, time.perf_counter() - t0
+
 def test_committed_without_outputs():
     dirty = [i for i, c in enumerate(_cells()) if c["cell_type"] == "code"
              and (c.get("outputs") or c.get("execution_count") is not None)]
@@ -56,10 +78,6 @@ def _snapshot(*folders):
 
 
 def test_executes_in_smoke_mode(tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    from jupyter_client.manager import KernelManager
-
     monkeypatch.setenv("HDML_FAST", "1")
     monkeypatch.delenv("HDML_BUDGET", raising=False)
     for k in ("HDML_NB06_SEEDS", "HDML_NB06_STEPS", "HDML_NB06_DATA"):
@@ -70,19 +88,7 @@ def test_executes_in_smoke_mode(tmp_path, monkeypatch):
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     default_runs = REPO / "runs" / "notebooks" / "paper_smoke"      # where it would write without HDML_RUNS
     before = _snapshot(default_runs) | {str(NB): NB.stat().st_mtime_ns}
-    nb = nbformat.read(NB, as_version=4)
-    sockets = tempfile.mkdtemp(prefix="nbk")
-    km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
-    client = nbclient.NotebookClient(nb, km=km, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NB.parent)}})
-    t0 = time.perf_counter()
-    try:
-        client.execute()
-    finally:
-        if km.has_kernel:
-            km.shutdown_kernel(now=True)
-        shutil.rmtree(sockets, ignore_errors=True)
-    took = time.perf_counter() - t0
+    nb, took = _execute()
     text = "\n".join(o.get("text", "") or "".join(o.get("data", {}).get("text/markdown", "")) +
                      "".join(o.get("data", {}).get("text/plain", ""))
                      for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
@@ -105,17 +111,8 @@ def test_executes_in_smoke_mode(tmp_path, monkeypatch):
     print(f"06 smoke mode: {took:.1f} s")
 
     # rerun: every run is reloaded from its folder, nothing is trained again (the resume path)
-    nb2 = nbformat.read(NB, as_version=4)
-    km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(tempfile.mkdtemp(prefix="nbk"), "k"))
-    client = nbclient.NotebookClient(nb2, km=km, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NB.parent)}})
-    t0 = time.perf_counter()
-    try:
-        client.execute()
-    finally:
-        if km.has_kernel:
-            km.shutdown_kernel(now=True)
-    print(f"06 rerun (every run reloaded): {time.perf_counter() - t0:.1f} s")
+    nb2, took2 = _execute()
+    print(f"06 rerun (every run reloaded): {took2:.1f} s")
     again = "\n".join(o.get("text", "") for c in nb2.cells if c.cell_type == "code" for o in c.get("outputs", []))
     for preset in ("cub_npair", "cub_hdml_npair"):
         before_r1 = re.search(rf"{preset} seed 0: test R@1 ([\d.]+)%", text).group(1)
