@@ -133,13 +133,25 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _float_list(text: str) -> tuple:
+    """argparse type: '3e-4,1e-3' -> (0.0003, 0.001); one clear line otherwise."""
+    try:
+        vals = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers separated by commas, e.g. 3e-4,1e-3") from None
+    if not vals or not all(0 < v < 1 for v in vals):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected learning rates in (0, 1), e.g. 3e-4,1e-3")
+    return vals
+
+
 def cmd_compare(args) -> int:
     from .study.compare import run_compare
 
     presets = [a for a in args.items if "=" not in a]
     overrides = [a for a in args.items if "=" in a]
     run_compare(presets, args.data, overrides, seeds=args.seeds, margin=args.margin, out=args.out, jobs=args.jobs,
-                plan=args.plan, max_seeds=args.max_seeds, runs=args.runs)
+                plan=args.plan, max_seeds=args.max_seeds, runs=args.runs, lrs=args.lrs,
+                select_seeds=args.select_seeds)
     return 0
 
 
@@ -197,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--runs", default="", help="run folders (default <out>/runs; the study's, runs/study/lab, to "
                     "reuse its finished runs on the glyphs)")
     cp.add_argument("--jobs", type=int, default=2, help="parallel processes, one thread each (0: in this process)")
+    cp.add_argument("--lrs", type=_float_list, default=(3e-4, 1e-3, 3e-3), metavar="LR,LR,...",
+                    help="the lr grid every method selects from (default 3e-4,1e-3,3e-3; the lab study's "
+                    "per-replicate grid: 3e-4,1e-3)")
+    cp.add_argument("--select-seeds", type=int, default=3, help="seeds per pull target of HDML's alpha selection "
+                    "(default 3; the lab study's: 1). A baseline's lr grid gets as many runs as HDML's lr x alpha "
+                    "grid (one selection budget)")
     cp.add_argument("--plan", action="store_true", help="print the runs and stop")
     cp.set_defaults(func=cmd_compare)
     ps = sub.add_parser("presets", help="list the named presets")

@@ -457,3 +457,33 @@ def test_hypotheses_h3_and_h4_take_the_study_choices(tmp_path):
     change, fixed = got[("H4", "npair")]
     assert change == {"pull_targets": (0.5,)} and fixed["lab_hdml_npair"] == {"lr": 1e-3, "alpha": 0.2}
     assert got[("H4", "triplet")] == ({}, None)     # no trade-off rows for triplet: the J_soft x10 arm selects
+
+
+def test_hypotheses_take_the_choice_made_in_most_replicates(tmp_path):
+    """Replicate design: H3/H4 fix each method's lr (and HDML's alpha) at the value chosen in most
+    replicates (replicate 0's only where it is the mode or ties first), not replicate 0's."""
+    from hdml_lite.study.hypotheses import study_choices
+
+    reps = {str(r): {"lr": {"lab_npair": lr_b, "lab_hdml_npair": 1e-3}, "alpha": {"lab_hdml_npair": a}}
+            for r, (lr_b, a) in enumerate(((3e-4, 0.5), (1e-3, 0.2), (1e-3, 0.2), (3e-4, 0.9), (1e-3, 0.5)))}
+    (tmp_path / "study.json").write_text(json.dumps({
+        "lr": {"lab_npair": 3e-4, "lab_hdml_npair": 1e-3}, "alpha": {"lab_hdml_npair": 0.5},
+        "replicate_choices": reps}))
+    got = study_choices(tmp_path / "study.json", "npair")
+    assert got["lab_npair"] == {"lr": 1e-3}                 # 3 of 5 replicates; replicate 0 chose 3e-4
+    assert got["lab_hdml_npair"]["alpha"] == 0.5            # 0.5 and 0.2 tie (2 each): replicate 0's value first
+
+
+def test_compare_gives_every_method_one_selection_budget():
+    """compare's default: the baseline's lr grid gets as many runs as HDML's lr x alpha grid (parity);
+    parity=False keeps the old, unequal budgets (what the plan then prints beside the verdicts)."""
+    from hdml_lite.study.compare import make_compare_settings
+    from hdml_lite.study.plan import selection_budgets
+
+    s = make_compare_settings(["lab_hdml_npair", "lab_npair"], "glyphs", [], log=lambda *_: None)
+    assert selection_budgets(s) == {"lab_hdml_npair": 15, "lab_npair": 15}
+    s = make_compare_settings(["lab_hdml_npair", "lab_npair"], "glyphs", [], lrs=(3e-4, 1e-3), select_seeds=1,
+                              log=lambda *_: None)
+    assert selection_budgets(s) == {"lab_hdml_npair": 6, "lab_npair": 6}       # one replicate of the study's grid
+    s = make_compare_settings(["lab_hdml_npair", "lab_npair"], "glyphs", [], parity=False, log=lambda *_: None)
+    assert selection_budgets(s) == {"lab_hdml_npair": 15, "lab_npair": 3}

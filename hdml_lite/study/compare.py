@@ -108,9 +108,12 @@ def data_check(presets: list[str], cfgs: dict, extra: dict, data: str, val_class
 def make_compare_settings(presets: list[str], data: str, overrides: list[str], seeds: int = 5, margin: float = 1.0,
                           out: str | Path = "runs/compare", max_seeds: int = 10, lrs=(3e-4, 1e-3, 3e-3),
                           pull_targets=PULL_TARGETS, select_seeds: int = 3, val_classes: float = 0.2,
-                          runs: str | Path = "", fixed: dict | None = None, log=print) -> Settings:
+                          runs: str | Path = "", fixed: dict | None = None, parity: bool = True,
+                          log=print) -> Settings:
     """Validate the request and build the engine's settings. ``margin`` in points (1 = 1 point of R@1/NMI);
-    ``fixed``: {preset: {"lr": x, "alpha": a}} given instead of selected (HDML needs both)."""
+    ``fixed``: {preset: {"lr": x, "alpha": a}} given instead of selected (HDML needs both); ``parity``:
+    one selection budget (a baseline's lr grid gets as many seeds as HDML's lr x alpha grid has runs,
+    plan.lr_seeds_of), so every method gets the same number of selection runs."""
     from ..presets import get_preset
 
     if len(presets) < 2:
@@ -120,6 +123,8 @@ def make_compare_settings(presets: list[str], data: str, overrides: list[str], s
         raise ConfigError(f"compare: a preset is named twice ({' '.join(presets)}); expected distinct presets")
     if seeds < 2:
         raise ConfigError(f"--seeds {seeds}: a paired interval needs at least 2 seeds; expected --seeds >= 2 (5 is the default)")
+    if select_seeds < 1:
+        raise ConfigError(f"--select-seeds {select_seeds}: expected at least 1 seed per pull target")
     if max_seeds < seeds:
         raise ConfigError(f"--max-seeds {max_seeds} is below --seeds {seeds}; expected --max-seeds >= --seeds")
     if not (math.isfinite(margin) and 0 < margin <= 100 * MAX_MARGIN):
@@ -173,7 +178,7 @@ def make_compare_settings(presets: list[str], data: str, overrides: list[str], s
     return Settings(specs=tuple(specs), runs=Path(runs) if runs else Path(out) / "runs", base=data_ov + list(overrides), steps=first.train.steps,
                     start=start, lrs=tuple(lrs), pull_targets=tuple(pull_targets), select_seeds=select_seeds,
                     seeds_key=seeds, max_seeds=max_seeds, seeds_rest=seeds, val_classes=val_classes, claims=claims,
-                    headline_claims=len(claims), margin=margin / 100.0, fixed=dict(fixed or {}))
+                    headline_claims=len(claims), margin=margin / 100.0, fixed=dict(fixed or {}), parity=parity)
 
 
 def start_values(presets: list[str], cfgs: dict) -> dict:
@@ -195,7 +200,7 @@ def start_values(presets: list[str], cfgs: dict) -> dict:
 
 def _identity(args: dict) -> dict:
     keys = ("presets", "data", "overrides", "seeds", "max_seeds", "margin", "lrs", "pull_targets", "select_seeds",
-            "val_classes", "fixed")
+            "val_classes", "fixed", "parity")
     return {k: args[k] for k in keys if k in args}
 
 
@@ -367,7 +372,8 @@ def run_compare(presets: list[str], data: str, overrides: list[str], seeds: int 
     ident = _identity({"presets": list(presets), "data": data, "overrides": list(overrides), "seeds": seeds,
                        "max_seeds": max_seeds, "margin": margin, "lrs": list(s.lrs),
                        "pull_targets": list(s.pull_targets), "select_seeds": s.select_seeds,
-                       "val_classes": s.val_classes, **({"fixed": s.fixed} if s.fixed else {})})
+                       "val_classes": s.val_classes, **({"fixed": s.fixed} if s.fixed else {}),
+                       **({"parity": True} if s.parity else {})})
     claim_out(out, ident, s.runs, log=log)
     t0 = time.perf_counter()
     threads = torch.get_num_threads()

@@ -39,10 +39,11 @@ def hypotheses_counts(study_json: str | Path = "results/study.json") -> list[tup
             grid = dict(GRID, pull_targets=(GRID["pull_targets"][0],)) if hyp.startswith("H4") else dict(GRID)
             counts = {}
             for rep in (True, False):
-                g = dict(grid, select_seeds=1) if rep else grid
+                g = dict(grid, select_seeds=1) if rep else dict(grid)
+                parity = g.pop("parity", False) or rep
                 s = Settings(specs=(Spec(a, a, kind="hdml"), Spec(b, b)), runs=Path("."), base=[], steps=400,
                              start={"alpha": {a: 1.0}}, seeds_key=SEEDS, max_seeds=SEEDS, seeds_rest=SEEDS,
-                             fixed=fixed, replicate=rep, parity=rep, **g)
+                             fixed=fixed, replicate=rep, parity=parity, **g)
                 counts[rep] = sum(plan_counts(s).values())
             factor = 4.0 if any("train.steps=1600" in o for o in sum(ov.values(), [])) else 1.0
             out.append((f"{hyp}, {setting}, {loss}", counts[True], counts[False], factor))
@@ -71,7 +72,7 @@ def study_cost_lines(jobs: int = 2, results: str | Path = "results") -> list[str
              f"(CPU-s per run measured in {results}/study.json: {cpu_study:.1f}, hypotheses.json: {cpu_hyp:.1f})",
              f"   study: {lo} runs at {s.seeds_key} replicates, {hi} if every headline claim runs to {s.max_seeds}: "
              f"{hours(lo, cpu_study):.1f}-{hours(hi, cpu_study):.1f} h",
-             f"   hypotheses: {h_runs} runs ({h_eq:.0f} in 400-step equivalents; one selection as committed: "
+             f"   hypotheses: {h_runs} runs ({h_eq:.0f} in 400-step equivalents; one selection, as the hypotheses run: "
              f"{sum(n for _, _, n, _ in hyp)}): {hours(h_eq, cpu_hyp):.1f} h"]
     h_once = sum(n * f for _, _, n, f in hyp)
     for name, h in (("replicate", hours(h_eq, cpu_hyp)), ("one selection", hours(h_once, cpu_hyp))):

@@ -14,8 +14,11 @@ lr and alpha are selected the same way for the baseline and HDML), for N-pair an
   (e), HDML with alpha fixed at that target; where none exists, one principled change that should
   keep labels: a 10x larger J_soft weight (``hdml.softmax_factor=1e5``).
 
-The grids are smaller than the study's (``GRID``) so that all arms fit a CPU budget; say so with
-the results. H3 and H4 keep the study's data and batches, so they take the study's choices
+The grid (``GRID``) is one replicate of the study's: lrs 3e-4 and 1e-3, pull targets 1, 0.5, 0.1 and
+0.01, one seed per grid point, and one selection budget (``parity``: the baseline's lr grid gets as
+many runs as HDML's lr x alpha grid, 6 each). Unlike the study, each arm selects once for all its
+seeds (intervals hold the seeds' noise, not the selection's): the replicate design would cost about
+twice as much as all arms' CPU budget allows (study/cost.py). H3 and H4 keep the study's data and batches, so they take the study's choices
 (``results/study.json``: each method's lr, HDML's alpha; H4's alpha is the trade-off's at its pull
 target) instead of selecting again: one choice procedure for baseline and HDML, made at 400 steps
 (so H3's lr is not re-tuned for its 4x budget, for either method), at a fraction of the cost.
@@ -30,7 +33,7 @@ from pathlib import Path
 
 from .files import HYPOTHESES_COLUMNS, HYPOTHESES_SEED_COLUMNS, read_rows, write_csv
 
-GRID = dict(lrs=(3e-4, 1e-3), pull_targets=(1.0, 0.1, 0.01), select_seeds=2)
+GRID = dict(lrs=(3e-4, 1e-3), pull_targets=(1.0, 0.5, 0.1, 0.01), select_seeds=1, parity=True)
 SEEDS = 5
 LOSSES = ("npair", "triplet")
 ARMS = (("H1 headroom", "4 images per class", {"*": ["data.max_per_class=4"]}),
@@ -57,12 +60,19 @@ def labels_kept_target(tradeoff_csv: str | Path, loss: str) -> float | None:
 
 def study_choices(study_json: str | Path, loss: str) -> dict | None:
     """``Settings.fixed`` for ``lab_<loss>`` and ``lab_hdml_<loss>`` from the study's choices
-    (each method's lr, HDML's alpha); None without a study.json."""
+    (each method's lr, HDML's alpha; in the replicate design the value chosen in most replicates,
+    ``replicate_choices``); None without a study.json."""
     path = Path(study_json)
     if not path.is_file():
         return None
     st = json.loads(path.read_text())
     base, hdml = f"lab_{loss}", f"lab_hdml_{loss}"
+    reps = [c for _, c in sorted(st.get("replicate_choices", {}).items(), key=lambda kv: int(kv[0]))]
+    if reps:         # the replicate design: the value chosen in most replicates (ties: the earliest replicate's)
+        def modal(field: str, key: str) -> float:
+            vals = [c[field][key] for c in reps if key in c.get(field, {})]
+            return max(vals, key=lambda v: (vals.count(v), -vals.index(v)))
+        return {base: {"lr": modal("lr", base)}, hdml: {"lr": modal("lr", hdml), "alpha": modal("alpha", hdml)}}
     return {base: {"lr": st["lr"][base]}, hdml: {"lr": st["lr"][hdml], "alpha": st["alpha"][hdml]}}
 
 

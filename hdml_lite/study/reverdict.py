@@ -29,7 +29,19 @@ from .stats import t_quantile
 V2_COLUMNS = ("source", "claim", "family", "metric") + VERDICT_STATS + ("old_verdict", "old_n_seeds", "data")
 
 
+OLD_DIR = "v1"      # results/v1/: the first study's verdict files, kept when the re-run replaced them
+
+
 def _old(path: Path) -> dict:
+    """{(claim, metric): row} of the verdicts the first study committed for the source at ``path``
+    (``results/<x>/verdicts.csv``): ``results/v1/<x>/verdicts.csv`` when that copy exists (the source
+    was re-run under the new rules), else the file itself."""
+    path = Path(path)
+    results = next((p for p in path.parents if (p / OLD_DIR).is_dir()), None)
+    if results is not None:
+        first = results / OLD_DIR / path.relative_to(results)
+        if first.is_file():
+            path = first
     return {(r["claim"], r["metric"]): r for r in read_rows(path)} if path.is_file() else {}
 
 
@@ -84,19 +96,42 @@ def summary_verdict(mean: float, ci_high: float, n: int, margin: float, level: f
     return sequential_verdict(mean + sd * u, n, n, margin)
 
 
-def _hypotheses(results: Path) -> list[dict]:
+def _hypotheses_claim(r: dict) -> str:
+    return f"{r['hypothesis']}, {r['setting']}: HDML({r['loss']}) > {r['loss']}"
+
+
+def _hypotheses(results: Path) -> tuple[list[dict], list[dict]]:
+    """The hypotheses' verdicts: from ``hypotheses_per_seed.csv`` (fixed seeds, one family) when it
+    exists, else from each row's mean and 95% interval (the first run committed no per-seed table)."""
     path = results / "hypotheses.csv"
     if not path.is_file():
-        return []
+        return [], []
+    first = results / OLD_DIR / "hypotheses.csv"
+    old = {(_hypotheses_claim(r), r["metric"]): r for r in read_rows(first if first.is_file() else path)}
+    per_seed = results / "hypotheses_per_seed.csv"
+    if per_seed.is_file():
+        table = read_rows(per_seed)
+        rows, seeds_rows = [], []
+        for r in read_rows(path):
+            claim = _hypotheses_claim(r)
+            arm = [dict(x, method=x["method"]) for x in table
+                   if (x["hypothesis"], x["setting"], x["loss"]) == (r["hypothesis"], r["setting"], r["loss"])]
+            a, b = f"lab_hdml_{r['loss']}", f"lab_{r['loss']}"
+            got, s = _claim_rows("hypotheses.csv", arm, [(claim, a, b)], 0, None, float(r.get("margin", 0.01)),
+                                 {(claim, m): o for (c, m), o in old.items() if c == claim}, "hypotheses")
+            rows += [dict(x, family="hypotheses") for x in got if x["metric"] == r["metric"]]
+            seeds_rows += [x for x in s if x["metric"] == r["metric"]]
+        return rows, seeds_rows
     rows = []
     for r in read_rows(path):
         v = summary_verdict(r["mean_diff"], r["ci_high"], int(r["n_seeds"]), float(r.get("margin", 0.01)))
-        claim = f"{r['hypothesis']}, {r['setting']}: HDML({r['loss']}) > {r['loss']}"
+        claim = _hypotheses_claim(r)
+        o = old.get((claim, r["metric"]), r)
         rows.append({"source": "hypotheses.csv", "claim": claim, "family": "hypotheses", "metric": r["metric"], **v,
                      "p_improve": math.nan, "p_improve_low": math.nan, "p_improve_high": math.nan,
-                     "old_verdict": r["verdict"], "old_n_seeds": r["n_seeds"],
+                     "old_verdict": o["verdict"], "old_n_seeds": o["n_seeds"],
                      "data": "summary (mean and 95% interval; no per-seed table committed)"})
-    return rows
+    return rows, []
 
 
 def reverdict(results: str | Path = "results") -> tuple[list[dict], list[dict]]:
@@ -113,7 +148,9 @@ def reverdict(results: str | Path = "results") -> tuple[list[dict], list[dict]]:
             r, s = _compare(folder)
             rows += with_holm(r)
             seeds += s
-    rows += with_holm(_hypotheses(results))
+    r, s = _hypotheses(results)
+    rows += with_holm(r)
+    seeds += s
     return rows, seeds
 
 
