@@ -93,6 +93,17 @@ def _pull_target(selection: list[dict], method: str) -> str:
     return "?"
 
 
+def _choice_text(counts: list[dict], stage: str, method: str) -> str | None:
+    """"0.1 in 3 of 5 replicates, 0.5 in 2" from choice_counts.csv (the replicate design), None without rows."""
+    rows = [r for r in counts or [] if r.get("stage") == stage and r.get("method") == method and r.get("chosen")]
+    if not rows:
+        return None
+    rows.sort(key=lambda r: -r["chosen"])
+    n = int(rows[0]["replicates"])
+    return ", ".join(f"{str(r['value']).replace('pull_target=', '')} in {int(r['chosen'])}"
+                     + (f" of {n} replicates" if i == 0 else "") for i, r in enumerate(rows))
+
+
 def _hinge_lines(rows: list[dict], res: Path) -> list[str]:
     """The study against compare on the glyphs, HDML(N-pair) > N-pair: same claim, its verdicts, and the
     choices in which the two differ (lr, pull target, bn_stats) read from their files."""
@@ -104,6 +115,36 @@ def _hinge_lines(rows: list[dict], res: Path) -> list[str]:
     if not (study and cmp_ and a and b):
         return []
     hd, base = "lab_hdml_npair", "lab_npair"
+    per, differ = [], []
+    for m in ("r1", "nmi"):
+        x = next((v for v in a if v["metric"] == m), None)
+        y = next((v for v in b if v["metric"] == m), None)
+        if x and y:
+            per.append(f"{NAMES[m]}: study **{x['verdict_holm']}** (old: {x.get('old_verdict')}; {allowed(x)}), "
+                       f"compare **{y['verdict_holm']}** (old: {y.get('old_verdict')}; {allowed(y)})")
+            if {x["verdict_holm"], y["verdict_holm"]} & {"supported", "contradicted"} and \
+                    x["verdict_holm"] != y["verdict_holm"]:
+                differ.append(NAMES[m])
+    if study.get("design") == "replicate":
+        counts = _read(res / "choice_counts.csv")
+        chosen = [f"{what}: {txt}" for what, stage, key in (("lr of HDML(N-pair)", "select_lr", hd),
+                                                            ("lr of N-pair", "select_lr", base),
+                                                            ("HDML's pull target", "select_alpha", hd))
+                  if (txt := _choice_text(counts, stage, key))]
+        theirs = (f"lr of HDML(N-pair) {cmp_.get('lr', {}).get(hd)}, lr of N-pair {cmp_.get('lr', {}).get(base)}, "
+                  f"HDML's pull target "
+                  f"{_pull_target(_read(res / 'compare_glyphs_npair' / 'selection.csv'), hd)}")
+        cause = ("They test the same claim with different designs: the study selects again in every replicate "
+                 f"(its choices: {'; '.join(chosen) or 'not recorded'}; choice_counts.csv), so its interval holds "
+                 "the selection's noise; compare selects once for all its seeds (its choices: " + theirs +
+                 "; compare.json), so its interval holds the seeds' noise only.")
+        if differ:
+            return [f"- **The study and `compare` on the glyphs disagree on HDML(N-pair) > N-pair "
+                    f"({', '.join(differ)}).** " + "; ".join(per) + ". " + cause + " The cause to name is that "
+                    "difference: one selection's choices, held fixed over the seeds, against choices that vary "
+                    "as the selection's noise makes them vary."]
+        return [f"- **The study and `compare` on the glyphs do not give opposite verdicts on HDML(N-pair) > "
+                f"N-pair.** " + "; ".join(per) + ". " + cause]
     mine = {"lr of HDML(N-pair)": study.get("lr", {}).get(hd), "lr of N-pair": study.get("lr", {}).get(base),
             "HDML's pull target": _pull_target(_read(res / "selection.csv"), hd),
             "hdml.bn_stats": study.get("bn_stats")}
@@ -112,13 +153,6 @@ def _hinge_lines(rows: list[dict], res: Path) -> list[str]:
               "hdml.bn_stats": cmp_.get("bn_stats", STARTS["lab"]["bn_stats"])}
     diff = [f"{k} {mine[k]} (study) against {theirs[k]} (compare)" for k in mine if str(mine[k]) != str(theirs[k])]
     same = [f"{k} {mine[k]}" for k in mine if str(mine[k]) == str(theirs[k])]
-    per = []
-    for m in ("r1", "nmi"):
-        x = next((v for v in a if v["metric"] == m), None)
-        y = next((v for v in b if v["metric"] == m), None)
-        if x and y:
-            per.append(f"{NAMES[m]}: study **{x['verdict_holm']}** (old: {x.get('old_verdict')}; {allowed(x)}), "
-                       f"compare **{y['verdict_holm']}** (old: {y.get('old_verdict')}; {allowed(y)})")
     noise = _read(res / "selection_noise.csv") or []
     gaps = [f"{r['stage'][7:]} {100 * r['gap']:.2f} points of validation MAP@R (seed noise s.e. "
             f"{100 * r['noise_se']:.2f})" for r in noise
@@ -159,8 +193,12 @@ def _hypotheses_lines(rows: list[dict], res: Path) -> list[str]:
     und = sum(v["verdict"] == "undecided" for v in h)
     top = max(h, key=lambda v: v.get("ci_high", -math.inf))
     contra = [v for v in h if v["verdict"] == "contradicted"]
-    study = _read(res / "study.json") or {}
-    lr = study.get("lr", {})
+    from .hypotheses import study_choices
+
+    lr = {}
+    for loss in ("npair", "triplet"):
+        for key, got in (study_choices(res / "study.json", loss) or {}).items():
+            lr[key] = got["lr"]
     h3 = [v for v in h if v["claim"].startswith("H3")]
     out = [f"- **The hypotheses do not rule a gain out.** Of {len(h)} tests, {und} are undecided at 5% each "
            f"({_counts(h, 'verdict')}); after Holm over the {len(h)}: {_counts(h, 'verdict_holm')}. The largest "
@@ -173,7 +211,8 @@ def _hypotheses_lines(rows: list[dict], res: Path) -> list[str]:
             "not shown either.")
     if h3:
         out.append("- **H3 reuses the 400-step lr at 1,600 steps.** H3 trains 4x longer with each method's lr as "
-                   "selected at 400 steps (study.json: " + ", ".join(
+                   "selected at 400 steps (the study's choice, in most replicates under the replicate design; "
+                   "study.json: " + ", ".join(
                        f"{k.replace('lab_', '')} {v:g}" for k, v in lr.items() if k in ("lab_hdml_npair", "lab_npair",
                                                                                         "lab_hdml_triplet",
                                                                                         "lab_triplet")) +
@@ -193,17 +232,28 @@ def reverdict_section(res: str | Path, cost_lines: list[str] | None = None) -> l
     design = study.get("design") or "once"
     head = [v for v in rows if v["source"] == "verdicts.csv" and v.get("family") == "headline"]
     n_eq = sum(v.get("verdict_holm") == "equivalent" for v in head)
-    ran = ("The committed study ran the first design (`--design once`: one selection of lr, alpha and bn_stats "
-           "for every seed, and the add-a-seed rule at 5% per look)." if design == "once" else
-           f"The study on this page ran the `{design}` design; `verdicts_v2.csv` re-verdicts the files it was "
-           "given (re-run `python -m hdml_lite.study reverdict` after a new study).")
-    lines = ["## Verdicts under the new rules (re-verdict of the committed study, nothing re-trained)", "",
-             ran + " `python -m hdml_lite.study "
-             "reverdict` (study/reverdict.py) takes its committed per-seed scores and gives every claim again "
-             "under the rules of study/sequential.py: the boundary at every look (docs/METHOD.md §6), Holm "
-             "within each family (headline, ablations, each compare, the hypotheses) and P(A > B) over the "
-             "paired seeds (`verdicts_v2.csv`; the scores behind it: `verdicts_per_seed.csv`). Nothing was "
-             "re-trained, so the intervals still hold the seeds' noise only, not the selection's."]
+    if design == "once":
+        lines = ["## Verdicts under the new rules (re-verdict of the committed study, nothing re-trained)", "",
+                 "The committed study ran the first design (`--design once`: one selection of lr, alpha and "
+                 "bn_stats for every seed, and the add-a-seed rule at 5% per look). `python -m hdml_lite.study "
+                 "reverdict` (study/reverdict.py) takes its committed per-seed scores and gives every claim again "
+                 "under the rules of study/sequential.py: the boundary at every look (docs/METHOD.md §6), Holm "
+                 "within each family (headline, ablations, each compare, the hypotheses) and P(A > B) over the "
+                 "paired seeds (`verdicts_v2.csv`; the scores behind it: `verdicts_per_seed.csv`). Nothing was "
+                 "re-trained, so the intervals still hold the seeds' noise only, not the selection's."]
+    else:
+        lines = ["## Verdicts under the new rules (the re-run)", "",
+                 f"The study on this page is the re-run under the new rules (`--design {design}`). Each final "
+                 "seed is a replicate of the whole pipeline: selection runs seeded by that replicate, the final run "
+                 "with that replicate's choices, its score. So the study's intervals hold the selection's noise as "
+                 "well as the seeds'. Every method had one selection budget (`budgets.csv`), and the headline "
+                 "claims added replicates under the boundary at every look (docs/METHOD.md §6). The two "
+                 "`compare_glyphs_*` and the hypotheses were re-run with the same grid and one budget, but they "
+                 "select once for all their seeds: their intervals hold the seeds' noise only. `python -m "
+                 "hdml_lite.study reverdict` (study/reverdict.py) gathers every verdict into `verdicts_v2.csv`, "
+                 "with Holm within each family (headline, ablations, each compare, the hypotheses) and P(A > B) "
+                 "over the paired seeds; the scores behind it are in `verdicts_per_seed.csv`. The \"old verdict\" "
+                 "column is the first study's, under the old rules (`v1/`)."]
     if design == "once":
         lines[-1] += (" **A re-run under the replicate design (`python -m hdml_lite.study lab`: selection again in "
                       "every replicate, one selection budget per method) is pending.** Its cost (`python -m "
@@ -228,6 +278,8 @@ def reverdict_section(res: str | Path, cost_lines: list[str] | None = None) -> l
         mine = [v for v in rows if v["source"] == src]
         lines.append(f"- {SOURCES.get(src, src)} (`{src}`): old {_counts(mine, 'old_verdict')} -> raw "
                      f"{_counts(mine, 'verdict')} -> Holm {_counts(mine, 'verdict_holm')}.")
-    lines += ["", "P(A > B): \"-\" for the hypotheses, whose per-seed scores were not committed (their tests are "
-              "recomputed from each row's mean and interval).", "", *v2_table(rows)]
+    if any(str(v.get("data", "")).startswith("summary") for v in rows):
+        lines += ["", "P(A > B): \"-\" for the hypotheses, whose per-seed scores were not committed (their tests "
+                  "are recomputed from each row's mean and interval)."]
+    lines += ["", *v2_table(rows)]
     return lines
