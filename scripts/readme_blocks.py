@@ -71,7 +71,47 @@ def hypotheses_block() -> list[str]:
              "report's, at 5% each)", ""] + hypotheses_lines(rows) + ["", hypotheses_holm_line()])
 
 
+def _join(xs: list[str]) -> str:
+    return xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + " and " + xs[-1]
+
+
+def answer_lines() -> list[str]:
+    """The study's answer in one bold sentence, then how it was reached (design, replicates, budget,
+    runs, time), every word and number from verdicts_v2.csv (Holm-adjusted headline verdicts),
+    study.json and budgets.csv."""
+    head = [v for v in v2_rows("verdicts.csv") if v.get("family") == "headline"]
+    st = json.loads((RES / "study.json").read_text())
+    name = lambda v: f"{v['claim'].split(' > ')[0]} {NAMES.get(v['metric'], v['metric'])}"  # noqa: E731
+    by = {k: [name(v) for v in head if v["verdict_holm"] == k] for k in ("supported", "contradicted", "equivalent",
+                                                                          "undecided")}
+    if not by["supported"] and not by["contradicted"]:
+        first = "no effect of HDML was detected on the glyphs"
+        first += (f"; an effect larger than the 1-point margin was ruled out on {_join(by['equivalent'])} only"
+                  if by["equivalent"] else ", and none larger than the 1-point margin was ruled out")
+    else:
+        parts = [f"HDML ahead on {_join(by['supported'])}"] if by["supported"] else []
+        parts += [f"HDML behind on {_join(by['contradicted'])}"] if by["contradicted"] else []
+        parts += [f"no effect larger than 1 point on {_join(by['equivalent'])}"] if by["equivalent"] else []
+        parts += [f"nothing detected on {_join(by['undecided'])}"] if by["undecided"] else []
+        first = "; ".join(parts)
+    budgets = read_rows(RES / "budgets.csv") if (RES / "budgets.csv").is_file() else []
+    bud = sorted({int(r["selection_runs"]) for r in budgets})
+    reps = sorted({int(v["n_seeds"]) for v in head})
+    how = (f"The study (`python -m hdml_lite.study lab`, the replicate design: each final seed repeats the whole "
+           f"pipeline, selecting every method's lr and HDML's pull target on validation MAP@R from selection runs "
+           f"seeded by that replicate, {'-'.join(str(b) for b in bud)} selection runs per method and replicate "
+           f"(`results/budgets.csv`); {'-'.join(str(r) for r in reps)} replicates for the headline claims; "
+           f"{st['runs_done']} runs, {st['wall_s'] / 60:.0f} min wall on {st.get('jobs') or 2} processes of one "
+           f"thread, {st['cpu_s_per_run']:.0f} CPU-s per run) gives, after Holm within the headline family "
+           "(`results/verdicts_v2.csv`):") if st.get("design") == "replicate" else (
+           f"The study (`python -m hdml_lite.study lab`; {st['runs_done']} runs) ran the first design: one "
+           "selection for every seed, seeds added at 5% per look. Its headline claims, re-verdicted under the "
+           "current rules (`results/verdicts_v2.csv`):")
+    return [f"**The study's answer: {first}.** " + how]
+
+
 BLOCKS = {
+    "answer": answer_lines,
     "findings": lambda: claim_lines([v for v in v2_rows("verdicts.csv") if v.get("family") == "headline"]),
     "weight": lambda: claim_lines(v2_rows("verdicts.csv", lambda c: "without softmax" in c))
     + [engagement_summary_line(read_rows(RES / "engagement.csv"), WEIGHT_ARMS)],

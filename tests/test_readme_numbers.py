@@ -111,7 +111,7 @@ def _block(name: str, text: str) -> list[str] | None:
 
 
 # where each generated block lives (moved out of the README with its check: issue 24)
-BLOCK_HOMES = {"findings": ("README.md", "docs/STUDY.md"), "weight": ("docs/STUDY.md",),
+BLOCK_HOMES = {"answer": ("README.md", "docs/STUDY.md"), "findings": ("README.md", "docs/STUDY.md"), "weight": ("docs/STUDY.md",),
                "hypotheses": ("docs/STUDY.md",), "folder": ("docs/CLI.md",)}
 
 

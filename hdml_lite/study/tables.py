@@ -377,11 +377,16 @@ def hypotheses_section(rows: list[dict], info: dict) -> list[str]:
             " hdml_lite/study/hypotheses.py): H1 headroom (4 or 8 images per class in every split), H2 in-batch"
             " negatives (8-class N-pair batches; triplet at the same image count), H3 length (1,600 steps),"
             " H4 labels kept (alpha fixed at the hardest pull target where the study's trade-off keeps labels)."
-            f" A smaller grid than the study's: lr {grid.get('lrs')}, pull targets {grid.get('pull_targets')},"
-            f" {grid.get('select_seeds')} seed(s) per alpha. H3 and H4 do not select again: they take the study's"
-            " choices (each method's lr and HDML's alpha, selected at 400 steps the same way for both methods;"
-            " H4's alpha from the trade-off), so H3's lr was not re-tuned for its longer budget, for either"
-            f" method. {info.get('seeds', '?')} paired seeds per arm; {cost}.", "",
+            f" The grid: lr {grid.get('lrs')}, pull targets {grid.get('pull_targets')},"
+            f" {grid.get('select_seeds')} seed(s) per alpha"
+            + (", one selection budget (the baseline's lr grid gets as many runs as HDML's lr x alpha grid); one "
+               "replicate of the study's grid, but each arm selects once for all its seeds, so its intervals hold "
+               "the seeds' noise only" if grid.get("parity") else " (smaller than the study's)") +
+            ". H3 and H4 do not select again: they take the study's"
+            " choices (each method's lr and HDML's alpha, selected at 400 steps the same way for both methods,"
+            " in most replicates; H4's alpha from the trade-off), so **H3 reuses the 400-step lr at 1,600 steps**:"
+            f" its lr was not re-tuned for its longer budget, for either method. {info.get('seeds', '?')} paired"
+            f" seeds per arm; {cost}.", "",
             *hypotheses_lines(rows)]
 
 
