@@ -227,6 +227,9 @@ def _main(argv=None) -> int:
             return 2
         print("\n".join(lines))
         print(f"wrote {args.out or args.results}/verdicts_v2.csv and verdicts_per_seed.csv")
+        from ..results_data import sync_if_repo_results
+
+        sync_if_repo_results(args.out or args.results)      # the copy an installed kit (Colab) reads
     elif args.command == "estimate":
         from .collect import estimate_markdown
         from .cost import study_cost_lines
