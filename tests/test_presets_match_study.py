@@ -1,5 +1,6 @@
-"""The lab presets carry the values the study chose on validation classes (results/study.json):
-the README, the demo and the notebooks then run what the study validated."""
+"""The lab presets carry the values the first study chose on validation classes (results/v1/study.json,
+one selection for every seed): the README, the demo and the notebooks' pinned runs then run what that
+study validated. The re-run selects again in every replicate (results/choice_counts.csv)."""
 import json
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import pytest
 
 from hdml_lite.presets import get_preset
 
-STUDY = Path(__file__).resolve().parents[1] / "results" / "study.json"
+STUDY = Path(__file__).resolve().parents[1] / "results" / "v1" / "study.json"
 
 
 @pytest.fixture(scope="module")
