@@ -4,8 +4,9 @@
     python scripts/readme_blocks.py --check  # exit 1 if a block differs from its files
 
 Each block sits between ``<!-- name: ... -->`` and ``<!-- /name -->``; ``BLOCKS`` computes its lines,
-``DOCS`` lists the files that hold blocks (README.md: the headline findings; docs/STUDY.md: the
-findings, the weight-matched arm, the hypotheses; docs/CLI.md: the folder comparison).
+``DOCS`` lists the files that hold blocks (README.md: the answer and the headline findings;
+docs/STUDY.md: those, the contrast with the first study and compare, the weight-matched arm, the
+hypotheses; docs/CLI.md: the folder comparison; docs/BENCHMARKS.md: the study's time).
 
 The verdicts are those of ``results/verdicts_v2.csv`` (``python -m hdml_lite.study reverdict``: the
 committed claims under the boundary, Holm and P(A > B), nothing re-trained), in the words each row
@@ -25,7 +26,7 @@ from hdml_lite.study.tables import NAMES, engagement_summary_line, hypotheses_co
 
 REPO = Path(__file__).resolve().parents[1]
 RES = REPO / "results"
-DOCS = ("README.md", "docs/STUDY.md", "docs/CLI.md")
+DOCS = ("README.md", "docs/STUDY.md", "docs/CLI.md", "docs/BENCHMARKS.md")
 WEIGHT_ARMS = ("lab_hdml_npair", "lab_hdml_npair_nosoftmax", "lab_hdml_npair_nosoftmax_wmatch")
 
 
@@ -110,11 +111,52 @@ def answer_lines() -> list[str]:
     return [f"**The study's answer: {first}.** " + how]
 
 
+def contrast_lines() -> list[str]:
+    """The re-run against the first study (headline interval widths, how often each pull target won) and
+    against `compare` on the glyphs (reverdict_report's generated reading), from the files."""
+    from hdml_lite.study.reverdict_report import _choice_text, _hinge_lines
+
+    head = [v for v in v2_rows("verdicts.csv") if v.get("family") == "headline"]
+    first = [r for r in read_rows(RES / "v1" / "verdicts.csv") if r["claim"] in {v["claim"] for v in head}]
+    width = lambda rows: [100 * (r["ci_high"] - r["ci_low"]) for r in rows]  # noqa: E731
+    lines = []
+    if first:
+        lines.append(f"- Headline intervals: {min(width(first)):.1f}-{max(width(first)):.1f} points wide in the first "
+                     f"study (one selection; 95% at each look), {min(width(head)):.1f}-{max(width(head)):.1f} in the "
+                     "re-run (each replicate selects again; at the boundary's level). The first study called all "
+                     f"four {_join(sorted({r['verdict'] for r in first}))}.")
+    counts = read_rows(RES / "choice_counts.csv") if (RES / "choice_counts.csv").is_file() else []
+    for key, nm in (("lab_hdml_npair", "HDML(N-pair)"), ("lab_hdml_triplet", "HDML(triplet)")):
+        txt = _choice_text(counts, "select_alpha", key)
+        if txt:
+            lines.append(f"- {nm}'s pull target, as chosen by validation MAP@R: {txt} (`results/choice_counts.csv`).")
+    return lines + _hinge_lines(read_rows(RES / "verdicts_v2.csv"), RES)
+
+
+def weight_lines() -> list[str]:
+    from hdml_lite.study.reverdict_report import _weight_lines
+
+    return (claim_lines(v2_rows("verdicts.csv", lambda c: "without softmax" in c))
+            + [engagement_summary_line(read_rows(RES / "engagement.csv"), WEIGHT_ARMS)]
+            + _weight_lines(read_rows(RES / "verdicts_v2.csv"), RES))
+
+
+def study_time_lines() -> list[str]:
+    """What the lab study cost, from results/study.json (all its invocations)."""
+    st = json.loads((RES / "study.json").read_text())
+    per = st.get("runs_done_per_stage", {})
+    return [f"{st['runs_done']} runs, {st['wall_s'] / 60:.0f} min wall with {st.get('jobs') or 2} processes of one "
+            f"thread, {st['cpu_s_per_run']:.0f} CPU-s per run on average (`results/study.json`, "
+            f"{st.get('invocations', 1)} invocation(s); runs per stage: "
+            + ", ".join(f"{k} {v}" for k, v in per.items() if v) + ")."]
+
+
 BLOCKS = {
     "answer": answer_lines,
+    "study_time": study_time_lines,
+    "contrast": contrast_lines,
     "findings": lambda: claim_lines([v for v in v2_rows("verdicts.csv") if v.get("family") == "headline"]),
-    "weight": lambda: claim_lines(v2_rows("verdicts.csv", lambda c: "without softmax" in c))
-    + [engagement_summary_line(read_rows(RES / "engagement.csv"), WEIGHT_ARMS)],
+    "weight": weight_lines,
     "folder": lambda: claim_lines(v2_rows("compare_folder/verdicts.csv")),
     "hypotheses": hypotheses_block,
 }

@@ -67,6 +67,12 @@ def test_sweep_ticks_read_the_pull_targets():
     from hdml_lite.viz.results import read_csv
     ticks = [t.get_text() for t in plot_sweep(read_csv(study)).axes[0].get_xticklabels()]
     assert all(t.startswith("p=") for t in ticks) and len(set(ticks)) == len(ticks)
+    # the replicate design: one run per replicate and target, each with its own alpha -> one tick per target
+    reps = [dict(r, alpha=a, seed=k) for r in rows for k, a in enumerate((r["alpha"], 1.1 * r["alpha"]))]
+    fig = plot_sweep(reps)
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels == ["p=1\nα=0", "p=0.5\nα=0.2-0.22", "p=0.1\nα=0.66-0.73", "p=0.01\nα=1.3-1.5"]
+    assert "2 replicates per pull target" in fig._suptitle.get_text()
 
 
 def test_engagement_markdown_shows_every_number_and_verdict():

@@ -25,42 +25,54 @@ def test_verdicts_markdown_old_files_render_as_before():
 
 
 def test_verdicts_markdown_shows_holm_raw_look_interval_and_p_improve():
-    md = verdicts_markdown([v for v in V2 if v["source"] == "verdicts.csv"])
-    lines = md.splitlines()
+    from hdml_lite.study.tables import _improve
+
+    rows = [v for v in V2 if v["source"] == "verdicts.csv"]
+    lines = verdicts_markdown(rows).splitlines()
     assert "seeds (look)" in lines[0] and "verdict after Holm (raw)" in lines[0] and "P(A > B)" in lines[0]
-    # N-pair NMI: equivalent raw, not after Holm over the 4 headline tests; interval at 1 - 0.0173
-    npair_nmi = next(line for line in lines if line.startswith("| HDML(N-pair) > N-pair | NMI"))
-    assert "**undecided** (equivalent)" in npair_nmi and "at 98.3%" in npair_nmi and "0.80 [0.40, 1.00]" in npair_nmi
-    # triplet NMI was decided at look 7 of the 9 seeds run; triplet R@1 stopped undecided
-    tri = [line for line in lines if line.startswith("| HDML(triplet) > triplet |")]
-    assert "| 9 (7) |" in tri[1]
-    assert "**undecided** (undecided (stopped at 9 of 10 seeds))" in tri[0]
+    for v in (v for v in rows if v["family"] == "headline"):
+        name = {"r1": "Recall@1", "nmi": "NMI"}[v["metric"]]
+        line = next(x for x in lines if x.startswith(f"| {v['claim']} | {name} |"))
+        assert f"| {int(v['n_seeds'])} ({int(v['look'])}) |" in line
+        assert f"**{v['verdict_holm']}**" in line and f"at {100 * (1 - v['level']):.3g}%" in line
+        assert _improve(v) in line
     assert "after Holm's correction" in lines[-1]
 
 
 def test_allowed_words_follow_the_holm_verdict():
-    eq = _row("verdicts.csv", "HDML(N-pair) > HDML(N-pair) without softmax, weight matched", "nmi")
-    assert eq["verdict_holm"] == "equivalent"
-    assert allowed(eq).startswith("no effect larger than 1 point was detected")
-    raw_eq = _row("verdicts.csv", "HDML(N-pair) > N-pair", "nmi")          # equivalent raw, not after Holm
-    assert raw_eq["verdict"] == "equivalent" and raw_eq["verdict_holm"] == "undecided"
-    assert allowed(raw_eq).startswith("not detected (98.3% interval [-0.43, +0.95] points")
-    sup = _row("compare_glyphs_npair/verdicts.csv", "lab_hdml_npair > lab_npair", "r1")
-    assert allowed(sup).startswith("supported: A ahead by +1.02 points")
+    base = {"margin": 0.01, "mean_diff": 0.004, "ci_low": -0.006, "ci_high": 0.014, "level": 0.0173,
+            "tost_low": -0.004, "tost_high": 0.008}
+    assert allowed(dict(base, verdict="equivalent", verdict_holm="equivalent")).startswith(
+        "no effect larger than 1 point was detected (equivalence interval [-0.40, +0.80])")
+    assert allowed(dict(base, verdict="equivalent", verdict_holm="undecided")) == \
+        "not detected (98.3% interval [-0.60, +1.40] points)"
+    assert allowed(dict(base, mean_diff=0.0102, ci_low=0.0062, verdict="supported", verdict_holm="supported")) \
+        .startswith("supported: A ahead by +1.02 points")
+    for v in V2:                        # every committed row: the words of its Holm-adjusted verdict
+        words = allowed(v)
+        assert words.startswith({"equivalent": "no effect larger than", "undecided": "not detected",
+                                 "supported": "supported: A ahead", "contradicted": "contradicted: A behind"}
+                                [v["verdict_holm"]]), (v["claim"], words)
 
 
 def test_reverdict_section_names_the_design_the_causes_and_the_cost():
+    import json
+
     text = "\n".join(reverdict_section(RESULTS, ["COST LINE"]))
-    assert text.startswith("## Verdicts under the new rules (re-verdict of the committed study, nothing re-trained)")
-    assert "`--design once`" in text and "is pending" in text and "COST LINE" in text
+    study = json.loads((RESULTS / "study.json").read_text())
+    assert study["design"] == "replicate"
+    assert text.startswith("## Verdicts under the new rules (the re-run)")
+    assert "`--design replicate`" in text and "is pending" not in text and "`v1/`" in text
     # every claim of verdicts_v2.csv has a row in the table
     assert sum(line.startswith("| ") for line in text.splitlines()) == len(V2) + 1
-    # the overclaims, corrected from the files
-    assert 'holds for 0 of 4 headline tests' in text
-    assert "HDML's pull target 0.9 (study) against 0.5 (compare)" in text
-    assert "hdml.bn_stats real (study) against official (compare)" in text
-    assert "median acc_syn 0.64, against 0.23" in text and "weight and labels still move together" in text
-    assert "Of 20 tests, 12 are undecided" in text and "after Holm over the 20: 20 undecided" in text
+    head = [v for v in V2 if v["source"] == "verdicts.csv" and v["family"] == "headline"]
+    n_eq = sum(v["verdict_holm"] == "equivalent" for v in head)
+    assert f'holds for {n_eq} of 4 headline tests' in text
+    assert ("disagree on HDML(N-pair) > N-pair" in text or "do not give opposite verdicts" in text)
+    assert "weight-matched ablation" in text
+    hyp = [v for v in V2 if v["source"] == "hypotheses.csv"]
+    und = sum(v["verdict"] == "undecided" for v in hyp)
+    assert f"Of {len(hyp)} tests, {und} are undecided" in text
     assert "H3 reuses the 400-step lr at 1,600 steps" in text
     assert reverdict_section(RESULTS / "no_such_folder") == []
 
@@ -121,4 +133,5 @@ def test_report_curves_note_only_when_kmeans_ran_at_the_final_step_only():
     from hdml_lite.study.report import _curves_note
 
     assert _curves_note([{"step": 100, "r1": 0.5}, {"step": 400, "r1": 0.6, "nmi": 0.7}]).startswith(" R@1 along")
-    assert _curves_note(read_rows(RESULTS / "curves.csv")) == ""          # the committed study: k-means every step
+    assert _curves_note([{"step": 100, "r1": 0.5, "nmi": 0.6}, {"step": 400, "r1": 0.6, "nmi": 0.7}]) == ""
+    assert _curves_note(read_rows(RESULTS / "curves.csv")).startswith(" R@1 along")   # the re-run: final only

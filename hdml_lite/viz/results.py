@@ -161,6 +161,15 @@ def seeds_per_alpha(rows: list[dict], split: str = "test") -> list[int]:
 def sweep_caption(rows: list[dict], split: str = "test") -> str:
     """What the sweep figure shows, read from the rows: "3 seeds per alpha: mean, band min-max",
     "one seed per alpha", or "1-3 seeds per alpha: mean, band min-max"."""
+    mine = [r for r in rows if r.get("split", split) == split]
+    if mine and all(isinstance(r.get("pull_target"), float) for r in mine) and \
+            len({r["pull_target"] for r in mine}) < len({float(r["alpha"]) for r in mine}):
+        per = {}
+        for r in mine:      # one run per replicate and target (its own alpha): count runs per target and method
+            per[(r["pull_target"], r.get("method"))] = per.get((r["pull_target"], r.get("method")), 0) + 1
+        lo, hi = min(per.values()), max(per.values())
+        return (f"{lo if lo == hi else f'{lo}-{hi}'} replicates per pull target (each its own alpha): mean, "
+                "band min-max")
     n = seeds_per_alpha(rows, split)
     if not n:
         return "no rows"
@@ -286,6 +295,19 @@ def plot_sweep(rows: list[dict], metrics=("r1", "nmi", "f1"), split: str = "test
     """
     rows = [r for r in rows if r.get("split", split) == split]
     alphas = sorted({float(r["alpha"]) for r in rows})
+    by_target = (bool(rows) and all(isinstance(r.get("pull_target"), float) for r in rows)
+                 and len({r["pull_target"] for r in rows}) < len(alphas))
+    if by_target:    # the replicate design: each replicate's alpha for a target differs (its own J_avg)
+        span = {}
+        for r in rows:
+            span.setdefault(r["pull_target"], []).append(float(r["alpha"]))
+        alphas = sorted(span, reverse=True)       # the x positions: targets, from no pull to the hardest
+
+        def xkey(r):
+            return r["pull_target"]
+    else:
+        def xkey(r):
+            return float(r["alpha"])
     if ax_row is None:   # as many panels per row as leave each tick about 0.55 inch (no overprinting)
         cols = max(1, min(len(metrics), int(FIG_MAX_W // (0.55 * len(alphas) + 1.0))))
         rows_n = -(-len(metrics) // cols)
@@ -299,10 +321,14 @@ def plot_sweep(rows: list[dict], metrics=("r1", "nmi", "f1"), split: str = "test
     pkey = "pull_factor" if any(isinstance(r.get("pull_factor"), float) for r in rows) else "pull_factor_median"
     methods = list(dict.fromkeys(r.get("method", "lab_hdml_npair") for r in rows)) or ["lab_hdml_npair"]
     main = methods[0]
-    pulls = [[r[pkey] for r in rows if float(r["alpha"]) == a and r.get("method", main) == main
+    pulls = [[r[pkey] for r in rows if xkey(r) == a and r.get("method", main) == main
               and isinstance(r.get(pkey), float) and math.isfinite(r[pkey])] for a in alphas]
     targets = {float(r["alpha"]): r["pull_target"] for r in rows if isinstance(r.get("pull_target"), float)}
-    if len(targets) == len(alphas):    # a grid chosen from the pull factor: label each alpha by its target
+    if by_target:
+        ticks = [f"p={p:g}\n\u03b1={min(span[p]):.2g}" + (f"-{max(span[p]):.2g}" if max(span[p]) > min(span[p]) else "")
+                 for p in alphas]
+        x_label = "target pull factor p and its alphas\n(alpha = -J_avg ln p at each run's tracked J_avg)"
+    elif len(targets) == len(alphas):    # a grid chosen from the pull factor: label each alpha by its target
         ticks = [f"p={targets[a]:g}\n\u03b1={a:.2g}" for a in alphas]
         x_label = "target pull factor p and its alpha\n(alpha = -J_avg ln p at the tracked J_avg)"
     else:
@@ -312,7 +338,7 @@ def plot_sweep(rows: list[dict], metrics=("r1", "nmi", "f1"), split: str = "test
     x = np.arange(len(alphas), dtype=float)      # evenly spaced: the grid's alphas span decades, some close
     for ax, m in zip(ax_row, metrics):
         for j, meth in enumerate(methods):
-            vals = [[100 * r[m] for r in rows if float(r["alpha"]) == a and r.get("method", main) == meth
+            vals = [[100 * r[m] for r in rows if xkey(r) == a and r.get("method", main) == meth
                      and isinstance(r.get(m), float)] for a in alphas]
             mean = np.array([np.mean(v) if v else np.nan for v in vals])
             several = any(len(v) > 1 for v in vals)
