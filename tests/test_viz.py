@@ -510,7 +510,7 @@ def test_tsne_colours_only_a_few_classes(small_map):
 
 
 def test_sweep_reads_the_study_format_and_verdicts():
-    rows = [{"alpha": a, "pull_target": 0.5, "seed": s, "split": "test", "r1": 0.4 + 0.01 * s, "nmi": 0.5, "f1": 0.1,
+    rows = [{"alpha": a, "pull_target": 1.0 if a == 0 else 0.5, "seed": s, "split": "test", "r1": 0.4 + 0.01 * s, "nmi": 0.5, "f1": 0.1,
              "pull_factor_median": 0.25, "method": m} for a in (0.0, 2.0) for s in range(3)
             for m in ("lab_hdml_npair", "lab_hdml_triplet")]
     assert results.sweep_caption(rows) == "3 seeds per alpha: mean, band min-max"

@@ -20,10 +20,10 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from .plan import PINNED_BUDGET, RunSpec, notebook_runs, sweep_grid
+from .plan import PINNED_BUDGET, RunSpec, grid_j_avg, notebook_runs, sweep_grid
 
 __all__ = ["PinnedRun", "TrainSwitchError", "get_run", "run_config", "load_pinned", "pinned_dir", "pinned_keys", "train_requested",
-           "RunSpec", "notebook_runs", "sweep_grid", "PINNED_BUDGET"]
+           "RunSpec", "notebook_runs", "sweep_grid", "grid_j_avg", "PINNED_BUDGET"]
 
 SWITCH = "HDML_TRAIN"
 

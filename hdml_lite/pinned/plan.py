@@ -31,17 +31,34 @@ class RunSpec:
 
 
 def sweep_grid(j_avg: float | None = None) -> dict:
-    """{target pull factor: alpha} of notebooks 03/04 (``sweep_alphas``), at the study's J_avg for
-    lab_hdml_npair (``results/study.json``) unless ``j_avg`` is given."""
+    """{target pull factor: alpha} of notebooks 03/04 (``sweep_alphas``). Unless ``j_avg`` is given:
+    the grid the pinned runs were trained on (their index's ``meta["sweep"]``, built at the first
+    study's J_avg for lab_hdml_npair), so that the notebooks and a regeneration of the pinned set keep
+    one grid; without a pinned set, built at the J_avg of ``results/study.json``."""
     from ..presets import get_preset
     from ..viz.notebook import results_dir, sweep_alphas
     from ..viz.results import load_settings
 
     if j_avg is None:
+        from . import _store
+
+        store = _store()
+        pinned = (store[0].get("meta") or {}).get("sweep") if store else None
+        if pinned:
+            return {float(t): float(a) for t, a in pinned.items()}
         j_avg = ((load_settings(results_dir()) or {}).get("j_avg") or {}).get("lab_hdml_npair")
     if not j_avg:
         raise ValueError("results/study.json has no j_avg for lab_hdml_npair: the sweep grid needs it")
     return sweep_alphas(float(j_avg), preset_alpha=float(get_preset("lab_hdml_npair").hdml.alpha))
+
+
+def grid_j_avg(grid: dict) -> float:
+    """The J_avg at which ``grid`` ({target pull factor: alpha}) was built: -alpha / ln(target) at its
+    first target strictly between 0 and 1 (exp(-alpha / J_avg) = target)."""
+    import math
+
+    t, a = next((t, a) for t, a in sorted(grid.items(), reverse=True) if 0 < t < 1 and a > 0)
+    return -a / math.log(t)
 
 
 def notebook_runs() -> list[RunSpec]:

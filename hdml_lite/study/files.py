@@ -5,6 +5,7 @@ Every CSV the study writes has its columns fixed below; scores are fractions (0-
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 TABLE_COLUMNS = ("method", "seed", "nmi", "f1", "r1", "r2", "r4", "r8", "map_r", "train_s")
@@ -84,3 +85,21 @@ def read_rows(path: str | Path) -> list[dict]:
 def header(path: str | Path) -> tuple[str, ...]:
     with open(path, newline="") as f:
         return tuple(next(csv.reader(f)))
+
+
+def study_choices(study_json: str | Path, loss: str) -> dict | None:
+    """``Settings.fixed`` for ``lab_<loss>`` and ``lab_hdml_<loss>`` from the study's choices
+    (each method's lr, HDML's alpha; in the replicate design the value chosen in most replicates,
+    ``replicate_choices``); None without a study.json."""
+    path = Path(study_json)
+    if not path.is_file():
+        return None
+    st = json.loads(path.read_text())
+    base, hdml = f"lab_{loss}", f"lab_hdml_{loss}"
+    reps = [c for _, c in sorted(st.get("replicate_choices", {}).items(), key=lambda kv: int(kv[0]))]
+    if reps:         # the replicate design: the value chosen in most replicates (ties: the earliest replicate's)
+        def modal(field: str, key: str) -> float:
+            vals = [c[field][key] for c in reps if key in c.get(field, {})]
+            return max(vals, key=lambda v: (vals.count(v), -vals.index(v)))
+        return {base: {"lr": modal("lr", base)}, hdml: {"lr": modal("lr", hdml), "alpha": modal("alpha", hdml)}}
+    return {base: {"lr": st["lr"][base]}, hdml: {"lr": st["lr"][hdml], "alpha": st["alpha"][hdml]}}

@@ -31,7 +31,7 @@ import json
 import re
 from pathlib import Path
 
-from .files import HYPOTHESES_COLUMNS, HYPOTHESES_SEED_COLUMNS, read_rows, write_csv
+from .files import HYPOTHESES_COLUMNS, HYPOTHESES_SEED_COLUMNS, read_rows, study_choices, write_csv
 
 GRID = dict(lrs=(3e-4, 1e-3), pull_targets=(1.0, 0.5, 0.1, 0.01), select_seeds=1, parity=True)
 SEEDS = 5
@@ -56,24 +56,6 @@ def labels_kept_target(tradeoff_csv: str | Path, loss: str) -> float | None:
     rows = [r for r in read_rows(path) if str(r["method"]).endswith(f"hdml_{loss}")]
     ok = [g["pull_target"] for g in tradeoff_groups(rows) if g["ok"]]
     return min(ok) if ok else None
-
-
-def study_choices(study_json: str | Path, loss: str) -> dict | None:
-    """``Settings.fixed`` for ``lab_<loss>`` and ``lab_hdml_<loss>`` from the study's choices
-    (each method's lr, HDML's alpha; in the replicate design the value chosen in most replicates,
-    ``replicate_choices``); None without a study.json."""
-    path = Path(study_json)
-    if not path.is_file():
-        return None
-    st = json.loads(path.read_text())
-    base, hdml = f"lab_{loss}", f"lab_hdml_{loss}"
-    reps = [c for _, c in sorted(st.get("replicate_choices", {}).items(), key=lambda kv: int(kv[0]))]
-    if reps:         # the replicate design: the value chosen in most replicates (ties: the earliest replicate's)
-        def modal(field: str, key: str) -> float:
-            vals = [c[field][key] for c in reps if key in c.get(field, {})]
-            return max(vals, key=lambda v: (vals.count(v), -vals.index(v)))
-        return {base: {"lr": modal("lr", base)}, hdml: {"lr": modal("lr", hdml), "alpha": modal("alpha", hdml)}}
-    return {base: {"lr": st["lr"][base]}, hdml: {"lr": st["lr"][hdml], "alpha": st["alpha"][hdml]}}
 
 
 def tradeoff_alpha(tradeoff_csv: str | Path, loss: str, pull_target: float) -> float:

@@ -198,7 +198,7 @@ def _hypotheses_lines(rows: list[dict], res: Path) -> list[str]:
     und = sum(v["verdict"] == "undecided" for v in h)
     top = max(h, key=lambda v: v.get("ci_high", -math.inf))
     contra = [v for v in h if v["verdict"] == "contradicted"]
-    from .hypotheses import study_choices
+    from .files import study_choices
 
     lr = {}
     for loss in ("npair", "triplet"):
