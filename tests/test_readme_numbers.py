@@ -163,6 +163,7 @@ def test_readme_hypotheses_prose_matches_the_csv():
     assert "With 4x the steps HDML(N-pair) is behind N-pair on NMI at 5% (contradicted), but not after Holm" in text
     from hdml_lite.study.hypotheses import arms
     info = json.loads((REPO / "results" / "hypotheses.json").read_text())
+    assert ("**These are the first run's hypotheses**" in text) == (not info["grid"].get("parity"))
     used = REPO / "results" / ("" if info["grid"].get("parity") else "v1")     # the study the arms read
     study = json.loads((used / "study.json").read_text())
     h3_arms = [a for a in arms(used) if a[0].startswith("H3")]

@@ -252,9 +252,14 @@ def reverdict_section(res: str | Path, cost_lines: list[str] | None = None) -> l
                  "seed is a replicate of the whole pipeline: selection runs seeded by that replicate, the final run "
                  "with that replicate's choices, its score. So the study's intervals hold the selection's noise as "
                  "well as the seeds'. Every method had one selection budget (`budgets.csv`), and the headline "
-                 "claims added replicates under the boundary at every look (docs/METHOD.md §6). The two "
-                 "`compare_glyphs_*` and the hypotheses were re-run with the same grid and one budget, but they "
-                 "select once for all their seeds: their intervals hold the seeds' noise only. `python -m "
+                 "claims added replicates under the boundary at every look (docs/METHOD.md §6). "
+                 + ("The two `compare_glyphs_*` and the hypotheses were re-run with the same grid and one budget, "
+                    "but they select once for all their seeds: their intervals hold the seeds' noise only. "
+                    if ((_read(res / "hypotheses.json") or {}).get("grid") or {}).get("parity") else
+                    "The two `compare_glyphs_*` were re-run with the same grid and one budget, but they select once "
+                    "for all their seeds: their intervals hold the seeds' noise only. The hypotheses are still the "
+                    "first run's (a smaller grid, one selection, unequal budgets); their re-run is pending. ")
+                 + "`python -m "
                  "hdml_lite.study reverdict` (study/reverdict.py) gathers every verdict into `verdicts_v2.csv`, "
                  "with Holm within each family (headline, ablations, each compare, the hypotheses) and P(A > B) "
                  "over the paired seeds; the scores behind it are in `verdicts_per_seed.csv`. The \"old verdict\" "
