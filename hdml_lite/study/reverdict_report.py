@@ -226,6 +226,26 @@ def _hypotheses_lines(rows: list[dict], res: Path) -> list[str]:
     return out
 
 
+def _rerun_sentence(res: Path) -> str:
+    """Which of the compares on the glyphs and the hypotheses were re-run under the new rules (one
+    selection budget: ``parity`` in compare.json's identity, hypotheses.json's grid), which are the
+    first run's."""
+    done, old = [], []
+    for name in ("compare_glyphs_npair", "compare_glyphs_triplet"):
+        ident = (_read(res / name / "compare.json") or {}).get("identity") or {}
+        (done if ident.get("parity") else old).append(f"`{name}`")
+    hyp = ((_read(res / "hypotheses.json") or {}).get("grid") or {}).get("parity")
+    (done if hyp else old).append("the hypotheses")
+    text = ""
+    if done:
+        text += (f"{' and '.join(done)} {'was' if done == [done[0]] and 'hypotheses' not in done[0] else 'were'} re-run with the study's per-replicate "
+                 "grid and one budget, but select once for all seeds: their intervals hold the seeds' noise only. ")
+    if old:
+        text += (f"{' and '.join(old)} {'is' if old == [old[0]] and 'hypotheses' not in old[0] else 'are'} still the first run's (one selection, "
+                 "unequal budgets); their re-run is pending. ")
+    return text[0].upper() + text[1:] if text else ""
+
+
 def reverdict_section(res: str | Path, cost_lines: list[str] | None = None) -> list[str]:
     """The whole section (markdown lines) from ``res``/verdicts_v2.csv; [] without that file.
     ``cost_lines``: the re-run's cost (``cost.study_cost_lines``), printed as a code block."""
@@ -253,13 +273,7 @@ def reverdict_section(res: str | Path, cost_lines: list[str] | None = None) -> l
                  "with that replicate's choices, its score. So the study's intervals hold the selection's noise as "
                  "well as the seeds'. Every method had one selection budget (`budgets.csv`), and the headline "
                  "claims added replicates under the boundary at every look (docs/METHOD.md §6). "
-                 + ("The two `compare_glyphs_*` and the hypotheses were re-run with the same grid and one budget, "
-                    "but they select once for all their seeds: their intervals hold the seeds' noise only. "
-                    if ((_read(res / "hypotheses.json") or {}).get("grid") or {}).get("parity") else
-                    "The two `compare_glyphs_*` were re-run with the same grid and one budget, but they select once "
-                    "for all their seeds: their intervals hold the seeds' noise only. The hypotheses are still the "
-                    "first run's (a smaller grid, one selection, unequal budgets); their re-run is pending. ")
-                 + "`python -m "
+                 + _rerun_sentence(res) + "`python -m "
                  "hdml_lite.study reverdict` (study/reverdict.py) gathers every verdict into `verdicts_v2.csv`, "
                  "with Holm within each family (headline, ablations, each compare, the hypotheses) and P(A > B) "
                  "over the paired seeds; the scores behind it are in `verdicts_per_seed.csv`. The \"old verdict\" "
