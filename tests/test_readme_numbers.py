@@ -228,3 +228,20 @@ def test_notebook_times_are_the_notebooks_measurements():
     rows = re.findall(r"^\| (\d\d) [^|]+\| (\d+) s \| (\d+) s\b[^|]*\|", guide, flags=re.M)
     assert {k: (int(c), int(w)) for k, c, w in rows} == times
     assert "TODO-TIME" not in README and "TODO-TIME" not in guide
+
+
+def test_results_notes_claims_hold():
+    """results/notes.md (hand-written after the re-run): each claim it makes about the files holds."""
+    notes = " ".join((REPO / "results" / "notes.md").read_text().split())
+    head = [r for r in _v2("verdicts.csv") if r["family"] == "headline"]
+    first = [r for r in read_rows(REPO / "results" / "v1" / "verdicts.csv") if r["claim"] in {h["claim"] for h in head}]
+    width = lambda rows: sorted(r["ci_high"] - r["ci_low"] for r in rows)  # noqa: E731
+    if "headline intervals are wider than the first study's" in notes:
+        assert width(head)[len(head) // 2] > width(first)[len(first) // 2]          # the medians
+    counts = read_rows(REPO / "results" / "choice_counts.csv")
+    for m in ("lab_hdml_npair", "lab_hdml_triplet"):        # "a different pull target from one replicate to the next"
+        assert len({r["value"] for r in counts if r["stage"] == "select_alpha" and r["method"] == m and r["chosen"]}) >= 2
+    budgets = {r["method"]: r["selection_runs"] for r in read_rows(REPO / "results" / "budgets.csv")}
+    assert budgets.pop("lab_hdc") == 1 + max(budgets.values()) and len(set(budgets.values())) == 1   # "HDC one more"
+    info = json.loads((REPO / "results" / "hypotheses.json").read_text())
+    assert ("are still the first run's" in notes) == (not info["grid"].get("parity"))
