@@ -238,6 +238,9 @@ def test_results_notes_claims_hold():
     width = lambda rows: sorted(r["ci_high"] - r["ci_low"] for r in rows)  # noqa: E731
     if "headline intervals are wider than the first study's" in notes:
         assert width(head)[len(head) // 2] > width(first)[len(first) // 2]          # the medians
+    if "are still about as wide as the first study's" in notes:
+        assert abs(width(head)[len(head) // 2] / width(first)[len(first) // 2] - 1) < 0.25
+        assert {int(r["n_seeds"]) for r in head} == {10} and {int(r["n_seeds"]) for r in first} == {5, 9}
     counts = read_rows(REPO / "results" / "choice_counts.csv")
     for m in ("lab_hdml_npair", "lab_hdml_triplet"):        # "a different pull target from one replicate to the next"
         assert len({r["value"] for r in counts if r["stage"] == "select_alpha" and r["method"] == m and r["chosen"]}) >= 2
