@@ -114,7 +114,7 @@ def _hypotheses(results: Path) -> tuple[list[dict], list[dict]]:
         rows, seeds_rows = [], []
         for r in read_rows(path):
             claim = _hypotheses_claim(r)
-            arm = [dict(x, method=x["method"]) for x in table
+            arm = [x for x in table
                    if (x["hypothesis"], x["setting"], x["loss"]) == (r["hypothesis"], r["setting"], r["loss"])]
             a, b = f"lab_hdml_{r['loss']}", f"lab_{r['loss']}"
             got, s = _claim_rows("hypotheses.csv", arm, [(claim, a, b)], 0, None, float(r.get("margin", 0.01)),

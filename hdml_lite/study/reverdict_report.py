@@ -236,13 +236,16 @@ def _rerun_sentence(res: Path) -> str:
         (done if ident.get("parity") else old).append(f"`{name}`")
     hyp = ((_read(res / "hypotheses.json") or {}).get("grid") or {}).get("parity")
     (done if hyp else old).append("the hypotheses")
+    def verb(xs: list[str], one: str, many: str) -> str:     # "the hypotheses" is plural on its own
+        return one if len(xs) == 1 and xs[0] != "the hypotheses" else many
+
     text = ""
     if done:
-        text += (f"{' and '.join(done)} {'was' if done == [done[0]] and 'hypotheses' not in done[0] else 'were'} re-run with the study's per-replicate "
-                 "grid and one budget, but select once for all seeds: their intervals hold the seeds' noise only. ")
+        text += (f"{' and '.join(done)} {verb(done, 'was', 'were')} re-run with the study's per-replicate grid and "
+                 "one budget, but select once for all seeds: their intervals hold the seeds' noise only. ")
     if old:
-        text += (f"{' and '.join(old)} {'is' if old == [old[0]] and 'hypotheses' not in old[0] else 'are'} still the first run's (one selection, "
-                 "unequal budgets); their re-run is pending. ")
+        text += (f"{' and '.join(old)} {verb(old, 'is', 'are')} still the first run's (one selection, unequal "
+                 "budgets); their re-run is pending. ")
     return text[0].upper() + text[1:] if text else ""
 
 

@@ -158,12 +158,18 @@ def seeds_per_alpha(rows: list[dict], split: str = "test") -> list[int]:
     return [len(v) for _, v in sorted(seeds.items(), key=lambda kv: (kv[0][0], str(kv[0][1])))]
 
 
+def _by_pull_target(rows: list[dict]) -> bool:
+    """True for sweep rows of the replicate design: every row has a pull target, and a target has several
+    alphas (each replicate's alpha comes from its own J_avg), so the sweep is read by target, not alpha."""
+    return (bool(rows) and all(isinstance(r.get("pull_target"), float) for r in rows)
+            and len({r["pull_target"] for r in rows}) < len({float(r["alpha"]) for r in rows}))
+
+
 def sweep_caption(rows: list[dict], split: str = "test") -> str:
     """What the sweep figure shows, read from the rows: "3 seeds per alpha: mean, band min-max",
     "one seed per alpha", or "1-3 seeds per alpha: mean, band min-max"."""
     mine = [r for r in rows if r.get("split", split) == split]
-    if mine and all(isinstance(r.get("pull_target"), float) for r in mine) and \
-            len({r["pull_target"] for r in mine}) < len({float(r["alpha"]) for r in mine}):
+    if _by_pull_target(mine):
         per = {}
         for r in mine:      # one run per replicate and target (its own alpha): count runs per target and method
             per[(r["pull_target"], r.get("method"))] = per.get((r["pull_target"], r.get("method")), 0) + 1
@@ -295,8 +301,7 @@ def plot_sweep(rows: list[dict], metrics=("r1", "nmi", "f1"), split: str = "test
     """
     rows = [r for r in rows if r.get("split", split) == split]
     alphas = sorted({float(r["alpha"]) for r in rows})
-    by_target = (bool(rows) and all(isinstance(r.get("pull_target"), float) for r in rows)
-                 and len({r["pull_target"] for r in rows}) < len(alphas))
+    by_target = _by_pull_target(rows)
     if by_target:    # the replicate design: each replicate's alpha for a target differs (its own J_avg)
         span = {}
         for r in rows:
