@@ -487,3 +487,24 @@ def test_compare_gives_every_method_one_selection_budget():
     assert selection_budgets(s) == {"lab_hdml_npair": 6, "lab_npair": 6}       # one replicate of the study's grid
     s = make_compare_settings(["lab_hdml_npair", "lab_npair"], "glyphs", [], parity=False, log=lambda *_: None)
     assert selection_budgets(s) == {"lab_hdml_npair": 15, "lab_npair": 3}
+
+
+def test_hypotheses_read_the_committed_study_wherever_they_write(tmp_path, monkeypatch):
+    """`hypotheses --out ELSEWHERE` still takes H3/H4's choices and H4's pull target from results/
+    (it once read them from --out, so a run written elsewhere silently became the J_soft x10 arm);
+    --fast reads <out>; --study names another study."""
+    import hdml_lite.study.hypotheses as hyp
+
+    got = []
+    monkeypatch.setattr(hyp, "run_hypotheses", lambda out, runs, **kw: got.append((out, kw["study"])))
+    assert main(["hypotheses", "--out", str(tmp_path / "o"), "--runs", str(tmp_path / "r")]) == 0
+    assert main(["hypotheses", "--fast", "--out", str(tmp_path / "f"), "--runs", str(tmp_path / "r")]) == 0
+    assert main(["hypotheses", "--out", str(tmp_path / "o"), "--study", str(tmp_path / "s")]) == 0
+    assert got == [(str(tmp_path / "o"), "results"), (str(tmp_path / "f"), str(tmp_path / "f")),
+                   (str(tmp_path / "o"), str(tmp_path / "s"))]
+    lines, committed = [], Path(__file__).resolve().parents[1] / "results"
+    monkeypatch.undo()
+    monkeypatch.setattr("hdml_lite.study.compare.run_compare", lambda *a, **k: {"verdicts": []})
+    hyp.run_hypotheses(tmp_path / "o", tmp_path / "r", plan=True, log=lines.append, study=committed)
+    assert lines[0].startswith(f"H3, H4: the study in {committed}/ (study.json: its choices")
+    assert any("H4 labels kept, alpha at pull target" in ln for ln in lines)

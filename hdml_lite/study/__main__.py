@@ -94,6 +94,8 @@ def _main(argv=None) -> int:
     hyp.add_argument("--fast", action="store_true", help="tiny settings (the tests); writes to runs/trial/hypotheses "
                      "unless --out says otherwise, never to results/")
     hyp.add_argument("--plan", action="store_true", help="print every arm's runs and stop")
+    hyp.add_argument("--study", default="", help="the study whose study.json and tradeoff.csv H3 and H4 use "
+                     "(default: results; --fast: <out>)")
     nbk = sub.add_parser("notebooks", help="train the notebooks' CPU-budget runs and write their pinned copy "
                          "(hdml_lite/pinned/data, what the notebooks load)")
     nbk.add_argument("--runs", default="runs/pinned", help="where the runs are trained (reloaded when finished)")
@@ -197,7 +199,8 @@ def _main(argv=None) -> int:
             if args.fast and not args.plan:
                 refuse_committed(out, ["--fast"], "hypotheses run", "hypotheses")
                 print(where_line(out, ["--fast"], "hypotheses run"))
-            run_hypotheses(out, runs, jobs=args.jobs, fast=args.fast, plan=args.plan)
+            run_hypotheses(out, runs, jobs=args.jobs, fast=args.fast, plan=args.plan,
+                           study=args.study or (out if args.fast else "results"))
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

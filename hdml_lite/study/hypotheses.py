@@ -19,8 +19,8 @@ The grid (``GRID``) is one replicate of the study's: lrs 3e-4 and 1e-3, pull tar
 many runs as HDML's lr x alpha grid, 6 each). Unlike the study, each arm selects once for all its
 seeds (intervals hold the seeds' noise, not the selection's): the replicate design would cost about
 twice as much as all arms' CPU budget allows (study/cost.py). H3 and H4 keep the study's data and batches, so they take the study's choices
-(``results/study.json``: each method's lr, HDML's alpha; H4's alpha is the trade-off's at its pull
-target) instead of selecting again: one choice procedure for baseline and HDML, made at 400 steps
+(``<study>/study.json``, ``--study``, default ``results``: each method's lr, HDML's alpha; H4's
+alpha is the trade-off's at its pull target in ``<study>/tradeoff.csv``) instead of selecting again: one choice procedure for baseline and HDML, made at 400 steps
 (so H3's lr is not re-tuned for its 4x budget, for either method), at a fraction of the cost.
 Without a study.json (the tests), they select like the other arms. Verdicts: HDML - baseline,
 supported / contradicted / equivalent / undecided.
@@ -88,8 +88,10 @@ def arms(out: str | Path = "results") -> list[tuple]:
 
 
 def run_hypotheses(out: str | Path = "results", runs: str | Path = "runs/hypotheses", jobs: int = 2,
-                   fast: bool = False, plan: bool = False, log=print) -> list[dict]:
+                   fast: bool = False, plan: bool = False, log=print, study: str | Path | None = None) -> list[dict]:
     """Every arm through ``compare``; writes ``<out>/hypotheses.csv``. Returns its rows.
+    ``study``: the folder whose study.json and tradeoff.csv H3 and H4 read (default: ``out``; the CLI's
+    default is results/, so that ``--out`` elsewhere does not silently change the arms).
     ``fast`` (tiny settings) refuses an ``out`` in the committed results (ConfigError)."""
     from .compare import run_compare
     from .lab import FAST
@@ -105,7 +107,12 @@ def run_hypotheses(out: str | Path = "results", runs: str | Path = "runs/hypothe
     if fast:
         grid = dict(lrs=(1e-3,), pull_targets=(1.0, 0.1), select_seeds=1)
         seeds, base = 2, [o for o in FAST if not o.startswith("data.max_per_class")]
-    for hyp, setting, loss, ov, change, fixed in arms(out):
+    study = Path(out if study is None else study)
+    log(f"H3, H4: the study in {study}/ ("
+        + ("study.json: its choices" if (study / "study.json").is_file() else "no study.json: they select")
+        + ", " + ("tradeoff.csv: H4's pull target" if (study / "tradeoff.csv").is_file()
+                  else "no tradeoff.csv: H4 is the J_soft x10 arm") + ")")
+    for hyp, setting, loss, ov, change, fixed in arms(study):
         if fast and any(o.startswith("train.steps") for o in ov):
             ov = ["train.steps=8"]
         g = {**grid, **change}
