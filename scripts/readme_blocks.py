@@ -98,17 +98,40 @@ def answer_lines() -> list[str]:
     budgets = read_rows(RES / "budgets.csv") if (RES / "budgets.csv").is_file() else []
     bud = sorted({int(r["selection_runs"]) for r in budgets})
     reps = sorted({int(v["n_seeds"]) for v in head})
-    how = (f"The study (`python -m hdml_lite.study lab`, the replicate design: each final seed repeats the whole "
+    how = (f"How: the study (`python -m hdml_lite.study lab`, the replicate design: each final seed repeats the whole "
            f"pipeline, selecting every method's lr and HDML's pull target on validation MAP@R from selection runs "
            f"seeded by that replicate, {'-'.join(str(b) for b in bud)} selection runs per method and replicate "
            f"(`results/budgets.csv`); {'-'.join(str(r) for r in reps)} replicates for the headline claims; "
            f"{st['runs_done']} runs, {st['wall_s'] / 60:.0f} min wall on {st.get('jobs') or 2} processes of one "
            f"thread, {st['cpu_s_per_run']:.0f} CPU-s per run) gives, after Holm within the headline family "
            "(`results/verdicts_v2.csv`):") if st.get("design") == "replicate" else (
-           f"The study (`python -m hdml_lite.study lab`; {st['runs_done']} runs) ran the first design: one "
+           f"How: the study (`python -m hdml_lite.study lab`; {st['runs_done']} runs) ran the first design: one "
            "selection for every seed, seeds added at 5% per look. Its headline claims, re-verdicted under the "
            "current rules (`results/verdicts_v2.csv`):")
-    return [f"**The study's answer: {first}.** " + how]
+    return [f"**The study's answer: {first}.** " + paper_line(head), "", how]
+
+
+def paper_line(head: list[dict]) -> str:
+    """The paper's gain (CUB, its smallest; study.paper.PAPER) beside the upper end of each headline
+    interval: "not reproduced" where every paper gain lies above the interval, named where one does not."""
+    from hdml_lite.study.paper import PAPER
+
+    parts, above = [], []
+    for v in head:
+        loss = "npair" if "N-pair" in v["claim"] else "triplet"
+        gain = PAPER["cub"][f"hdml_{loss}"][v["metric"]] - PAPER["cub"][loss][v["metric"]]
+        hi = 100 * v["ci_high"]
+        parts.append(f"{v['claim'].split(' > ')[0]} {NAMES[v['metric']]} {gain:+.1f} (the lab's upper end {hi:+.2f})")
+        above.append(gain > hi)
+    if all(above):
+        verdict = ("**The paper's gain was not reproduced in this lab**: every gain the paper reports on CUB "
+                   "lies above the upper end of the lab's interval for the same claim")
+    else:
+        verdict = ("The lab's intervals still allow the paper's CUB gain on "
+                   + _join([p.split(" (")[0] for p, a in zip(parts, above) if not a]))
+    return (f"{verdict} (the paper's HDML minus its baseline, in points, `hdml_lite/study/paper.py`: "
+            f"{'; '.join(parts)}). The glyphs are not CUB: this says the gain did not carry over to this lab's "
+            "data and budget, not that the paper's CUB numbers are wrong; notebook 06 runs the paper's protocol.")
 
 
 def contrast_lines() -> list[str]:

@@ -248,3 +248,24 @@ def test_results_notes_claims_hold():
     assert budgets.pop("lab_hdc") == 1 + max(budgets.values()) and len(set(budgets.values())) == 1   # "HDC one more"
     info = json.loads((REPO / "results" / "hypotheses.json").read_text())
     assert ("are still the first run's" in notes) == (not info["grid"].get("parity"))
+
+
+def test_answer_sets_the_paper_gain_beside_the_lab_interval():
+    """README and docs/STUDY.md say plainly whether the paper's reported gain was reproduced: "not
+    reproduced" only when every CUB gain (paper.py) lies above the upper end of the lab's interval for
+    the same claim (verdicts_v2.csv); each gain and upper end is quoted."""
+    from hdml_lite.study.paper import PAPER
+
+    head = [r for r in _v2("verdicts.csv") if r["family"] == "headline"]
+    above = []
+    for r in head:
+        loss = "npair" if "N-pair" in r["claim"] else "triplet"
+        gain = PAPER["cub"][f"hdml_{loss}"][r["metric"]] - PAPER["cub"][loss][r["metric"]]
+        above.append(gain > 100 * r["ci_high"])
+        quoted = f"{'R@1' if r['metric'] == 'r1' else 'NMI'} {gain:+.1f} (the lab's upper end {100 * r['ci_high']:+.2f})"
+        for rel in ("README.md", "docs/STUDY.md"):
+            assert quoted in " ".join(DOCS[rel].split()), (rel, quoted)
+    for rel in ("README.md", "docs/STUDY.md"):
+        text = " ".join(DOCS[rel].split())
+        assert ("**The paper's gain was not reproduced in this lab**" in text) == all(above), rel
+        assert "The glyphs are not CUB" in text, rel
