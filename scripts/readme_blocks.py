@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from hdml_lite.study.files import read_rows
-from hdml_lite.study.reverdict_report import allowed
+from hdml_lite.study.reverdict_report import allowed, join_and
 from hdml_lite.study.tables import NAMES, engagement_summary_line, hypotheses_cost, hypotheses_lines
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,12 +68,31 @@ def hypotheses_block() -> list[str]:
     if not rows:
         return ["Not run yet: `python -m hdml_lite.study hypotheses` writes results/hypotheses.csv."]
     info = json.loads((RES / "hypotheses.json").read_text()) if (RES / "hypotheses.json").is_file() else {}
-    return ([f"({hypotheses_cost(info)}; `results/hypotheses.json`; the verdicts in the table are the first "
-             "report's, at 5% each)", ""] + hypotheses_lines(rows) + ["", hypotheses_holm_line()])
+    g = info.get("grid", {})
+    if g.get("parity"):
+        design = (f"Each arm selects once for all its seeds, from one replicate of the study's grid (lrs "
+                  f"{', '.join(f'{x:g}' for x in g['lrs'])}; pull targets "
+                  f"{', '.join(f'{x:g}' for x in g['pull_targets'])}; {g['select_seeds']} seed per grid point) with "
+                  "one selection budget: the baseline gets as many selection runs as HDML (`parity`); H3 and H4 take "
+                  "the study's choices (the value chosen in most replicates). ")
+        which = "the table's verdicts are Holm-adjusted over all of them, the raw one beside each"
+    else:
+        design = ("**These are the first run's hypotheses**, made under the old rules (a smaller grid than the "
+                  "study's, one selection, more selection runs for HDML than for its baseline). ")
+        which = "the verdicts in the table are the first report's, at 5% each"
+    return ([f"{design}({hypotheses_cost(info)}; `results/hypotheses.json`; {which})", ""]
+            + hypotheses_lines(rows) + ["", hypotheses_holm_line()])
 
 
-def _join(xs: list[str]) -> str:
-    return xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + " and " + xs[-1]
+def hypotheses_reading_lines() -> list[str]:
+    """What the hypotheses allow, in words (reverdict_report.hypotheses_reading), as one paragraph."""
+    from hdml_lite.study.reverdict_report import hypotheses_reading
+
+    rows = read_rows(RES / "hypotheses.csv") if (RES / "hypotheses.csv").is_file() else []
+    v2 = v2_rows("hypotheses.csv")
+    if not rows or not v2:
+        return ["Not run or not re-verdicted yet (`python -m hdml_lite.study hypotheses`, then `reverdict`)."]
+    return [" ".join(hypotheses_reading(v2, rows))]
 
 
 def answer_lines() -> list[str]:
@@ -87,13 +106,13 @@ def answer_lines() -> list[str]:
                                                                           "undecided")}
     if not by["supported"] and not by["contradicted"]:
         first = "no effect of HDML was detected on the glyphs"
-        first += (f"; an effect larger than the 1-point margin was ruled out on {_join(by['equivalent'])} only"
+        first += (f"; an effect larger than the 1-point margin was ruled out on {join_and(by['equivalent'])} only"
                   if by["equivalent"] else ", and none larger than the 1-point margin was ruled out")
     else:
-        parts = [f"HDML ahead on {_join(by['supported'])}"] if by["supported"] else []
-        parts += [f"HDML behind on {_join(by['contradicted'])}"] if by["contradicted"] else []
-        parts += [f"no effect larger than 1 point on {_join(by['equivalent'])}"] if by["equivalent"] else []
-        parts += [f"nothing detected on {_join(by['undecided'])}"] if by["undecided"] else []
+        parts = [f"HDML ahead on {join_and(by['supported'])}"] if by["supported"] else []
+        parts += [f"HDML behind on {join_and(by['contradicted'])}"] if by["contradicted"] else []
+        parts += [f"no effect larger than 1 point on {join_and(by['equivalent'])}"] if by["equivalent"] else []
+        parts += [f"nothing detected on {join_and(by['undecided'])}"] if by["undecided"] else []
         first = "; ".join(parts)
     budgets = read_rows(RES / "budgets.csv") if (RES / "budgets.csv").is_file() else []
     bud = sorted({int(r["selection_runs"]) for r in budgets})
@@ -128,7 +147,7 @@ def paper_line(head: list[dict]) -> str:
                    "lies above the upper end of the lab's interval for the same claim")
     else:
         verdict = ("The lab's intervals still allow the paper's CUB gain on "
-                   + _join([p.split(" (")[0] for p, a in zip(parts, above) if not a]))
+                   + join_and([p.split(" (")[0] for p, a in zip(parts, above) if not a]))
     return (f"{verdict} (the paper's HDML minus its baseline, in points, `hdml_lite/study/paper.py`: "
             f"{'; '.join(parts)}). The glyphs are not CUB: this says the gain did not carry over to this lab's "
             "data and budget, not that the paper's CUB numbers are wrong; notebook 06 runs the paper's protocol.")
@@ -147,7 +166,7 @@ def contrast_lines() -> list[str]:
         lines.append(f"- Headline intervals: {min(width(first)):.1f}-{max(width(first)):.1f} points wide in the first "
                      f"study (one selection; 95% at each look), {min(width(head)):.1f}-{max(width(head)):.1f} in the "
                      "re-run (each replicate selects again; at the boundary's level). The first study called all "
-                     f"four {_join(sorted({r['verdict'] for r in first}))}.")
+                     f"four {join_and(sorted({r['verdict'] for r in first}))}.")
     counts = read_rows(RES / "choice_counts.csv") if (RES / "choice_counts.csv").is_file() else []
     for key, nm in (("lab_hdml_npair", "HDML(N-pair)"), ("lab_hdml_triplet", "HDML(triplet)")):
         txt = _choice_text(counts, "select_alpha", key)
@@ -182,6 +201,7 @@ BLOCKS = {
     "weight": weight_lines,
     "folder": lambda: claim_lines(v2_rows("compare_folder/verdicts.csv")),
     "hypotheses": hypotheses_block,
+    "hypotheses_reading": hypotheses_reading_lines,
 }
 
 

@@ -74,8 +74,11 @@ def test_reverdict_section_names_the_design_the_causes_and_the_cost():
     assert ("disagree on HDML(N-pair) > N-pair" in text or "do not give opposite verdicts" in text)
     assert "weight-matched ablation" in text
     hyp = [v for v in V2 if v["source"] == "hypotheses.csv"]
-    und = sum(v["verdict"] == "undecided" for v in hyp)
-    assert f"Of {len(hyp)} tests, {und} are undecided" in text
+    raw = ", ".join(f"{n} {k}" for k in ("supported", "contradicted", "equivalent", "undecided")
+                    if (n := sum(v["verdict"] == k for v in hyp)))
+    assert f"Of {len(hyp)} tests at 5% each: {raw};" in text
+    gain = any(v["verdict_holm"] == "supported" for v in hyp)
+    assert ("**No hypothesis detects a gain" in text) == (not gain)
     assert "H3 reuses the 400-step lr at 1,600 steps" in text
     assert reverdict_section(RESULTS / "no_such_folder") == []
 

@@ -191,13 +191,59 @@ def _weight_lines(rows: list[dict], res: Path) -> list[str]:
             f"{acc}: it changes the weight alone, so its verdicts speak of the weight."]
 
 
+def join_and(xs: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + " and " + xs[-1]
+
+
+def hypotheses_reading(v2: list[dict], rows: list[dict]) -> list[str]:
+    """What the hypotheses allow, in sentences: a gain detected or not and ruled out or not (the
+    Holm-adjusted verdicts ``v2``, verdicts_v2.csv rows of hypotheses.csv), the arms where every HDML
+    run is engaged, raw verdicts that do not survive Holm, and what H1/H2's validation chose
+    (``rows``: hypotheses.csv, for engaged_v2 and hdml_alpha)."""
+    from .tables import LOSS_NAMES
+
+    name = lambda v: f"{v['claim']} on {NAMES.get(v['metric'], v['metric'])}"  # noqa: E731
+    by = {k: [v for v in v2 if v["verdict_holm"] == k] for k in ("supported", "contradicted", "equivalent")}
+    lead = ("**No hypothesis detects a gain" if not by["supported"]
+            else f"**A gain is detected in {len(by['supported'])} of {len(v2)}") + (
+        ", and none rules one out**" if not by["equivalent"]
+        else f"; an effect larger than 1 point is ruled out in {len(by['equivalent'])} of {len(v2)}**")
+    out = [f"{lead} (after Holm over the {len(v2)}): "
+           + ("; ".join(f"{name(v)}: {allowed(v)}" for v in by["supported"] + by["contradicted"] + by["equivalent"])
+              or "every one is undecided") + "."]
+    engaged = [r for r in rows if str(r["engaged_v2"]).split("/")[0] == str(r["engaged_v2"]).split("/")[-1] != "0"]
+    if engaged:
+        groups: dict[str, list[str]] = {}
+        for r in engaged:
+            groups.setdefault(r["hypothesis"].split()[0], []).append(LOSS_NAMES.get(r["loss"], r["loss"]))
+        where = join_and([f"{h} ({join_and(list(dict.fromkeys(ls)))})" for h, ls in groups.items()])
+        ahead = [r for r in engaged if r["verdict"] == "supported"]
+        out.append(f"Where every HDML run is engaged by conditions v2 ({where}), "
+                   + (f"HDML is ahead at 5% in {len(ahead)} of {len(engaged)} tests before Holm." if ahead
+                      else "no test finds HDML ahead, even at 5% before Holm."))
+    lost = [v for v in v2 if v["verdict"] in ("supported", "contradicted") and v["verdict"] != v["verdict_holm"]]
+    if lost:
+        out.append("At 5% before Holm, but not after: " + "; ".join(
+            f"{name(v)} {v['verdict']} ({_pts(v.get('mean_diff'))} points, p {_p(v.get('p'))}, Holm p "
+            f"{_p(v.get('p_holm'))})" for v in lost) + "; the prose does not use them.")
+    early = [r for r in rows if r["hypothesis"].startswith(("H1", "H2"))]
+    arms = {(r["hypothesis"], r["setting"], r["loss"]): r for r in early}
+    if arms:
+        zero = sum(float(r["hdml_alpha"]) == 0 for r in arms.values())
+        n_eng = sum(int(str(r["engaged_v2"]).split("/")[0]) for r in arms.values())
+        n_all = sum(int(str(r["engaged_v2"]).split("/")[-1]) for r in arms.values())
+        out.append(f"Where fewer images or smaller batches should leave room for hard synthetics (H1, H2), validation "
+                   f"chose no pull at all (alpha 0) in {zero} of the {len(arms)} arms, and {n_eng} of {n_all} HDML "
+                   "runs there are engaged (v2).")
+    return out
+
+
 def _hypotheses_lines(rows: list[dict], res: Path) -> list[str]:
     h = [v for v in rows if v["source"] == "hypotheses.csv"]
     if not h:
         return []
-    und = sum(v["verdict"] == "undecided" for v in h)
     top = max(h, key=lambda v: v.get("ci_high", -math.inf))
-    contra = [v for v in h if v["verdict"] == "contradicted"]
     from .files import study_choices
 
     lr = {}
@@ -205,15 +251,11 @@ def _hypotheses_lines(rows: list[dict], res: Path) -> list[str]:
         for key, got in (study_choices(res / "study.json", loss) or {}).items():
             lr[key] = got["lr"]
     h3 = [v for v in h if v["claim"].startswith("H3")]
-    out = [f"- **The hypotheses do not rule a gain out.** Of {len(h)} tests, {und} are undecided at 5% each "
-           f"({_counts(h, 'verdict')}); after Holm over the {len(h)}: {_counts(h, 'verdict_holm')}. The largest "
-           f"upper bound is {_pts(top.get('ci_high'))} points ({top['claim']}, {NAMES[top['metric']]}). So \"no "
-           "hypothesis finds a gain\" reads: no gain was detected, and none was ruled out."]
-    if contra:
-        out.append("- The raw \"contradicted\" (" + "; ".join(
-            f"{v['claim']}, {NAMES[v['metric']]}: {_pts(v.get('mean_diff'))} points, p {_p(v.get('p'))}, Holm p "
-            f"{_p(v.get('p_holm'))}" for v in contra) + ") do not survive Holm, so \"a longer budget costs\" is "
-            "not shown either.")
+    hyp = read_rows(res / "hypotheses.csv") if (res / "hypotheses.csv").is_file() else []
+    out = ["- " + s for s in hypotheses_reading(h, hyp)]
+    out.append(f"- Of {len(h)} tests at 5% each: {_counts(h, 'verdict')}; after Holm over the {len(h)}: "
+               f"{_counts(h, 'verdict_holm')}. The largest upper bound is {_pts(top.get('ci_high'))} points "
+               f"({top['claim']}, {NAMES[top['metric']]}).")
     if h3:
         out.append("- **H3 reuses the 400-step lr at 1,600 steps.** H3 trains 4x longer with each method's lr as "
                    "selected at 400 steps (the study's choice, in most replicates under the replicate design; "
