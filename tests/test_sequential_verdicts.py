@@ -260,3 +260,40 @@ def test_seed_choices_add_seeds_under_the_boundary(monkeypatch):
     ch = Choices()
     engine._seed_choices(s, ch)
     assert ch.seeds["a"] == 5
+
+
+def test_reverdict_reads_the_hypotheses_per_seed_table(tmp_path):
+    """With hypotheses_per_seed.csv beside hypotheses.csv, every (arm, loss, metric) row is verdicted
+    from its own arm's paired seeds (fixed n, one family), in the listed order; the per-seed rows
+    carry each difference."""
+    import random
+
+    from hdml_lite.study.files import HYPOTHESES_COLUMNS, HYPOTHESES_SEED_COLUMNS, write_csv
+    from hdml_lite.study.reverdict import _hypotheses
+
+    rng, listed, seeds = random.Random(0), [], []
+    arms = (("H1 headroom", "4 images per class", "npair", 0.02), ("H1 headroom", "4 images per class", "triplet", 0.0),
+            ("H3 length", "1,600 steps (4x)", "npair", -0.03))
+    for hyp, setting, loss, shift in arms:
+        for metric in ("r1", "nmi"):
+            listed.append({"hypothesis": hyp, "setting": setting, "loss": loss, "family": "hypotheses",
+                           "metric": metric, "n_seeds": 5, "mean_diff": 0.0, "ci_low": 0.0, "ci_high": 0.0,
+                           "margin": 0.01, "verdict": "undecided", "engaged_v2": "5/5", "hdml_alpha": 0.5})
+        for seed in range(5):
+            base = {m: 0.5 + 0.01 * rng.random() for m in ("r1", "r2", "r4", "r8", "map_r", "nmi", "f1")}
+            for method, d in ((f"lab_hdml_{loss}", shift), (f"lab_{loss}", 0.0)):
+                seeds.append({"hypothesis": hyp, "setting": setting, "loss": loss, "method": method, "seed": seed,
+                              **{m: v + d + 0.002 * rng.random() for m, v in base.items()}, "train_s": 1.0})
+    write_csv(tmp_path / "hypotheses.csv", listed, HYPOTHESES_COLUMNS)
+    write_csv(tmp_path / "hypotheses_per_seed.csv", seeds, HYPOTHESES_SEED_COLUMNS)
+    rows, per_seed = _hypotheses(tmp_path)
+    assert [(r["claim"].split(":")[0], r["metric"]) for r in rows] == [
+        (f"{h}, {s}", m) for h, s, _, _ in arms for m in ("r1", "nmi")]
+    assert all(r["family"] == "hypotheses" and r["data"] == "per-seed" and r["n_seeds"] == 5 for r in rows)
+    for r in rows:
+        mine = [x for x in per_seed if x["claim"] == r["claim"] and x["metric"] == r["metric"]]
+        assert len(mine) == 5 and abs(sum(x["diff"] for x in mine) / 5 - r["mean_diff"]) < 1e-9
+    by = {(r["claim"], r["metric"]): r["verdict"] for r in rows}
+    assert by[("H1 headroom, 4 images per class: HDML(npair) > npair", "r1")] == "supported"     # +2 points
+    assert by[("H1 headroom, 4 images per class: HDML(triplet) > triplet", "r1")] == "equivalent"  # 0
+    assert by[("H3 length, 1,600 steps (4x): HDML(npair) > npair", "nmi")] == "contradicted"     # -3 points

@@ -110,17 +110,19 @@ def _hypotheses(results: Path) -> tuple[list[dict], list[dict]]:
     old = {(_hypotheses_claim(r), r["metric"]): r for r in read_rows(first if first.is_file() else path)}
     per_seed = results / "hypotheses_per_seed.csv"
     if per_seed.is_file():
-        table = read_rows(per_seed)
+        table, listed = read_rows(per_seed), read_rows(path)
+        key = lambda x: (x["hypothesis"], x["setting"], x["loss"])  # noqa: E731  (one arm and loss)
         rows, seeds_rows = [], []
-        for r in read_rows(path):
-            claim = _hypotheses_claim(r)
-            arm = [x for x in table
-                   if (x["hypothesis"], x["setting"], x["loss"]) == (r["hypothesis"], r["setting"], r["loss"])]
+        for arm_key in dict.fromkeys(map(key, listed)):       # one verdict computation per arm, every metric
+            mine = [r for r in listed if key(r) == arm_key]
+            r, claim = mine[0], _hypotheses_claim(mine[0])
             a, b = f"lab_hdml_{r['loss']}", f"lab_{r['loss']}"
-            got, s = _claim_rows("hypotheses.csv", arm, [(claim, a, b)], 0, None, float(r.get("margin", 0.01)),
+            got, s = _claim_rows("hypotheses.csv", [x for x in table if key(x) == arm_key], [(claim, a, b)], 0, None,
+                                 float(r.get("margin", 0.01)),
                                  {(claim, m): o for (c, m), o in old.items() if c == claim}, "hypotheses")
-            rows += [dict(x, family="hypotheses") for x in got if x["metric"] == r["metric"]]
-            seeds_rows += [x for x in s if x["metric"] == r["metric"]]
+            for m in (x["metric"] for x in mine):
+                rows += [dict(x, family="hypotheses") for x in got if x["metric"] == m]
+                seeds_rows += [x for x in s if x["metric"] == m]
         return rows, seeds_rows
     rows = []
     for r in read_rows(path):
