@@ -1,5 +1,6 @@
 """Shared test settings: tests run on CPU, few threads, headless matplotlib."""
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -10,6 +11,14 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(2)
+
+# A test run started in the background by a non-interactive shell (`pytest ... &`, CI scripts) inherits
+# SIGINT *ignored*, and so would every process it starts: the Ctrl-C tests (test_faults.py,
+# test_round3_study_and_writes.py) then see no interrupt at all and time out. Handle SIGINT as a
+# terminal's Python does; processes started from here get the default action again (exec resets a
+# handled signal, but not an ignored one).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Tiny training settings on the embedded glyphs, shared by trainer/CLI tests.
 TINY = ["train.steps=6", "train.eval_every=3", "train.ckpt_every=2", "data.max_classes=10",

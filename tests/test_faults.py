@@ -499,6 +499,15 @@ def test_eval_of_nan_weights_names_the_checkpoint_before_embedding(tmp_path, tin
 
 # ----------------------------------------------------------------------------- messages: Ctrl-C
 
+def test_processes_started_by_the_tests_can_be_interrupted():
+    """The Ctrl-C tests' premise: this process and the processes it starts handle SIGINT, even when
+    the test run itself was started in the background with SIGINT ignored (conftest.py)."""
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    child = subprocess.run([sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT) is "
+                            "signal.default_int_handler)"], capture_output=True, text=True, timeout=60)
+    assert child.stdout.strip() == "True", child.stderr
+
+
 def _wait_for(paths, proc, timeout=240):
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
