@@ -474,6 +474,37 @@ def test_hypotheses_take_the_choice_made_in_most_replicates(tmp_path):
     assert got["lab_hdml_npair"]["alpha"] == 0.5            # 0.5 and 0.2 tie (2 each): replicate 0's value first
 
 
+def test_hypotheses_take_the_pull_target_chosen_most_not_the_alpha_seen_most(tmp_path):
+    """Each replicate turns the pull targets into its own alphas (its own J_avg), so alphas rarely
+    repeat, except 0 at pull target 1. The mode is over the pull targets: the committed re-run chose
+    HDML(triplet)'s target 0.1 in 5 of 10 replicates and 1 (alpha 0) in 2, and the mode of the alphas
+    was 0 (H3 once trained HDML(triplet) without any pull)."""
+    from hdml_lite.study.files import study_choices
+    from hdml_lite.study.stats import alpha_grid
+
+    targets = [1.0, 0.5, 0.1, 0.01]
+    picks = [(0.9, 1.0), (1.1, 0.1), (0.8, 1.0), (1.0, 0.1), (1.2, 0.1), (0.7, 0.5)]     # (J_avg, pull target)
+    reps = {str(r): {"lr": {"lab_triplet": 3e-4, "lab_hdml_triplet": 3e-4},
+                     "alpha": {"lab_hdml_triplet": alpha_grid(j, targets)[targets.index(p)]},
+                     "j_avg": {"lab_hdml_triplet": j}} for r, (j, p) in enumerate(picks)}
+    (tmp_path / "study.json").write_text(json.dumps({"pull_targets": targets, "replicate_choices": reps}))
+    got = study_choices(tmp_path / "study.json", "triplet")["lab_hdml_triplet"]["alpha"]
+    assert got == reps["1"]["alpha"]["lab_hdml_triplet"] > 0         # target 0.1 (3 of 6): replicate 1's alpha
+    committed = json.loads((Path(__file__).resolve().parents[1] / "results" / "study.json").read_text())
+    if committed.get("replicate_choices"):
+        from hdml_lite.study.files import study_choices as choices
+
+        path = Path(__file__).resolve().parents[1] / "results" / "study.json"
+        counts = {}
+        for c in committed["replicate_choices"].values():
+            a, j = c["alpha"]["lab_hdml_triplet"], c["j_avg"]["lab_hdml_triplet"]
+            p = min(zip(alpha_grid(j, committed["pull_targets"]), committed["pull_targets"]),
+                    key=lambda t: abs(t[0] - a))[1]
+            counts[p] = counts.get(p, 0) + 1
+        mode = max(counts, key=counts.get)
+        assert (choices(path, "triplet")["lab_hdml_triplet"]["alpha"] == 0) == (mode == 1.0)
+
+
 def test_compare_gives_every_method_one_selection_budget():
     """compare's default: the baseline's lr grid gets as many runs as HDML's lr x alpha grid (parity);
     parity=False keeps the old, unequal budgets (what the plan then prints beside the verdicts)."""

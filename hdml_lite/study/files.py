@@ -87,6 +87,24 @@ def header(path: str | Path) -> tuple[str, ...]:
         return tuple(next(csv.reader(f)))
 
 
+def _modal_alpha(st: dict, reps: list[dict], key: str) -> float:
+    """HDML's alpha in the replicate design: each replicate turns the pull targets into its own alphas
+    (its own J_avg, ``stats.alpha_grid``), so the alphas themselves rarely repeat (except 0, at pull
+    target 1). The mode is taken over the pull targets; the alpha is the earliest replicate's at that
+    target. Without J_avg or pull targets in study.json: the mode of the alphas."""
+    from .stats import alpha_grid
+
+    chosen = [c for c in reps if key in c.get("alpha", {})]
+    targets = st.get("pull_targets")
+    if not targets or not all(key in c.get("j_avg", {}) for c in chosen):
+        vals = [c["alpha"][key] for c in chosen]
+        return max(vals, key=lambda v: (vals.count(v), -vals.index(v)))
+    pulled = [min(zip(alpha_grid(c["j_avg"][key], targets), targets), key=lambda t: abs(t[0] - c["alpha"][key]))[1]
+              for c in chosen]
+    best = max(pulled, key=lambda p: (pulled.count(p), -pulled.index(p)))
+    return chosen[pulled.index(best)]["alpha"][key]
+
+
 def study_choices(study_json: str | Path, loss: str) -> dict | None:
     """``Settings.fixed`` for ``lab_<loss>`` and ``lab_hdml_<loss>`` from the study's choices
     (each method's lr, HDML's alpha; in the replicate design the value chosen in most replicates,
@@ -98,8 +116,9 @@ def study_choices(study_json: str | Path, loss: str) -> dict | None:
     base, hdml = f"lab_{loss}", f"lab_hdml_{loss}"
     reps = [c for _, c in sorted(st.get("replicate_choices", {}).items(), key=lambda kv: int(kv[0]))]
     if reps:         # the replicate design: the value chosen in most replicates (ties: the earliest replicate's)
-        def modal(field: str, key: str) -> float:
-            vals = [c[field][key] for c in reps if key in c.get(field, {})]
+        def modal(vals: list) -> object:
             return max(vals, key=lambda v: (vals.count(v), -vals.index(v)))
-        return {base: {"lr": modal("lr", base)}, hdml: {"lr": modal("lr", hdml), "alpha": modal("alpha", hdml)}}
+
+        lrs = lambda key: [c["lr"][key] for c in reps if key in c.get("lr", {})]  # noqa: E731
+        return {base: {"lr": modal(lrs(base))}, hdml: {"lr": modal(lrs(hdml)), "alpha": _modal_alpha(st, reps, hdml)}}
     return {base: {"lr": st["lr"][base]}, hdml: {"lr": st["lr"][hdml], "alpha": st["alpha"][hdml]}}
