@@ -247,6 +247,14 @@ def test_results_notes_claims_hold():
     assert budgets.pop("lab_hdc") == 1 + max(budgets.values()) and len(set(budgets.values())) == 1   # "HDC one more"
     info = json.loads((REPO / "results" / "hypotheses.json").read_text())
     assert ("are still the first run's" in notes) == (not info["grid"].get("parity"))
+    if "were re-run under the same rules as the two compares" in notes:           # the hypotheses' bullet
+        rows = read_rows(REPO / "results" / "hypotheses.csv")
+        seeds = read_rows(REPO / "results" / "hypotheses_per_seed.csv")
+        assert info["grid"]["parity"] and {int(r["n_seeds"]) for r in rows} == {5} and info["seeds"] == 5
+        assert {r["hypothesis"] for r in seeds} == {r["hypothesis"] for r in rows}
+        h4 = lambda rows: {r["setting"] for r in rows if r["hypothesis"].startswith("H4") and r["loss"] == "npair"}  # noqa: E731
+        assert (h4(read_rows(REPO / "results" / "v1" / "hypotheses.csv")), h4(rows)) == (
+            {"alpha at pull target 0.3 (labels kept there)"}, {"alpha at pull target 0.1 (labels kept there)"})
 
 
 def test_answer_sets_the_paper_gain_beside_the_lab_interval():

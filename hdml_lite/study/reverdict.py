@@ -107,7 +107,17 @@ def _hypotheses(results: Path) -> tuple[list[dict], list[dict]]:
     if not path.is_file():
         return [], []
     first = results / OLD_DIR / "hypotheses.csv"
-    old = {(_hypotheses_claim(r), r["metric"]): r for r in read_rows(first if first.is_file() else path)}
+    old_rows = read_rows(first if first.is_file() else path)
+    old = {(_hypotheses_claim(r), r["metric"]): r for r in old_rows}
+    # an arm whose setting moved (H4's pull target follows the trade-off) keeps its old verdict by
+    # hypothesis, loss and metric, where that names one row of the first run
+    by_arm = {}
+    for r in old_rows:
+        by_arm.setdefault((r["hypothesis"], r["loss"], r["metric"]), []).append(r)
+    for r in read_rows(path):
+        got = by_arm.get((r["hypothesis"], r["loss"], r["metric"]), [])
+        if (_hypotheses_claim(r), r["metric"]) not in old and len(got) == 1:
+            old[(_hypotheses_claim(r), r["metric"])] = got[0]
     per_seed = results / "hypotheses_per_seed.csv"
     if per_seed.is_file():
         table, listed = read_rows(per_seed), read_rows(path)
