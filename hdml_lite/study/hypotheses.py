@@ -18,12 +18,15 @@ The grid (``GRID``) is one replicate of the study's: lrs 3e-4 and 1e-3, pull tar
 0.01, one seed per grid point, and one selection budget (``parity``: the baseline's lr grid gets as
 many runs as HDML's lr x alpha grid, 6 each). Unlike the study, each arm selects once for all its
 seeds (intervals hold the seeds' noise, not the selection's): the replicate design would cost about
-twice as much as all arms' CPU budget allows (study/cost.py). H3 and H4 keep the study's data and batches, so they take the study's choices
-(``<study>/study.json``, ``--study``, default ``results``: each method's lr, HDML's alpha; H4's
-alpha is the trade-off's at its pull target in ``<study>/tradeoff.csv``) instead of selecting again: one choice procedure for baseline and HDML, made at 400 steps
-(so H3's lr is not re-tuned for its 4x budget, for either method), at a fraction of the cost.
-Without a study.json (the tests), they select like the other arms. Verdicts: HDML - baseline,
-supported / contradicted / equivalent / undecided.
+twice as much as all arms' CPU budget allows (study/cost.py).
+
+H3 and H4 keep the study's data and batches, so they take the study's choices instead of selecting
+again (``<study>/study.json``; ``--study``, default ``results``): each method's lr and HDML's alpha,
+as chosen in most replicates (for alpha, the pull target chosen most: ``files.study_choices``);
+H4's alpha is the trade-off's at its pull target (``<study>/tradeoff.csv``). One choice procedure
+for baseline and HDML, made at 400 steps (so H3's lr is not re-tuned for its 4x budget, for either
+method), at a fraction of the cost. Without a study.json (the tests), they select like the other
+arms. Verdicts: HDML - baseline, supported / contradicted / equivalent / undecided.
 """
 from __future__ import annotations
 
