@@ -74,7 +74,8 @@ def hypotheses_block() -> list[str]:
                   f"{', '.join(f'{x:g}' for x in g['lrs'])}; pull targets "
                   f"{', '.join(f'{x:g}' for x in g['pull_targets'])}; {g['select_seeds']} seed per grid point) with "
                   "one selection budget: the baseline gets as many selection runs as HDML (`parity`); H3 and H4 take "
-                  "the study's choices (the value chosen in most replicates; for HDML's alpha, the pull target chosen most). ")
+                  "the study's choices (the value chosen in most replicates; for HDML's alpha, the pull target "
+                  "chosen most). ")
         which = "the table's verdicts are Holm-adjusted over all of them, the raw one beside each"
     else:
         design = ("**These are the first run's hypotheses**, made under the old rules (a smaller grid than the "

@@ -87,6 +87,11 @@ def header(path: str | Path) -> tuple[str, ...]:
         return tuple(next(csv.reader(f)))
 
 
+def _mode(vals: list):
+    """The value seen most often; ties: the earliest (so replicate 0's where it ties first)."""
+    return max(vals, key=lambda v: (vals.count(v), -vals.index(v)))
+
+
 def _modal_alpha(st: dict, reps: list[dict], key: str) -> float:
     """HDML's alpha in the replicate design: each replicate turns the pull targets into its own alphas
     (its own J_avg, ``stats.alpha_grid``), so the alphas themselves rarely repeat (except 0, at pull
@@ -97,12 +102,10 @@ def _modal_alpha(st: dict, reps: list[dict], key: str) -> float:
     chosen = [c for c in reps if key in c.get("alpha", {})]
     targets = st.get("pull_targets")
     if not targets or not all(key in c.get("j_avg", {}) for c in chosen):
-        vals = [c["alpha"][key] for c in chosen]
-        return max(vals, key=lambda v: (vals.count(v), -vals.index(v)))
+        return _mode([c["alpha"][key] for c in chosen])
     pulled = [min(zip(alpha_grid(c["j_avg"][key], targets), targets), key=lambda t: abs(t[0] - c["alpha"][key]))[1]
               for c in chosen]
-    best = max(pulled, key=lambda p: (pulled.count(p), -pulled.index(p)))
-    return chosen[pulled.index(best)]["alpha"][key]
+    return chosen[pulled.index(_mode(pulled))]["alpha"][key]
 
 
 def study_choices(study_json: str | Path, loss: str) -> dict | None:
@@ -116,9 +119,6 @@ def study_choices(study_json: str | Path, loss: str) -> dict | None:
     base, hdml = f"lab_{loss}", f"lab_hdml_{loss}"
     reps = [c for _, c in sorted(st.get("replicate_choices", {}).items(), key=lambda kv: int(kv[0]))]
     if reps:         # the replicate design: the value chosen in most replicates (ties: the earliest replicate's)
-        def modal(vals: list) -> object:
-            return max(vals, key=lambda v: (vals.count(v), -vals.index(v)))
-
         lrs = lambda key: [c["lr"][key] for c in reps if key in c.get("lr", {})]  # noqa: E731
-        return {base: {"lr": modal(lrs(base))}, hdml: {"lr": modal(lrs(hdml)), "alpha": _modal_alpha(st, reps, hdml)}}
+        return {base: {"lr": _mode(lrs(base))}, hdml: {"lr": _mode(lrs(hdml)), "alpha": _modal_alpha(st, reps, hdml)}}
     return {base: {"lr": st["lr"][base]}, hdml: {"lr": st["lr"][hdml], "alpha": st["alpha"][hdml]}}

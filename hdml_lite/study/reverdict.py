@@ -107,20 +107,21 @@ def _hypotheses(results: Path) -> tuple[list[dict], list[dict]]:
     if not path.is_file():
         return [], []
     first = results / OLD_DIR / "hypotheses.csv"
-    old_rows = read_rows(first if first.is_file() else path)
+    listed = read_rows(path)
+    old_rows = read_rows(first) if first.is_file() else listed
     old = {(_hypotheses_claim(r), r["metric"]): r for r in old_rows}
     # an arm whose setting moved (H4's pull target follows the trade-off) keeps its old verdict by
     # hypothesis, loss and metric, where that names one row of the first run
     by_arm = {}
     for r in old_rows:
         by_arm.setdefault((r["hypothesis"], r["loss"], r["metric"]), []).append(r)
-    for r in read_rows(path):
+    for r in listed:
         got = by_arm.get((r["hypothesis"], r["loss"], r["metric"]), [])
         if (_hypotheses_claim(r), r["metric"]) not in old and len(got) == 1:
             old[(_hypotheses_claim(r), r["metric"])] = got[0]
     per_seed = results / "hypotheses_per_seed.csv"
     if per_seed.is_file():
-        table, listed = read_rows(per_seed), read_rows(path)
+        table = read_rows(per_seed)
         key = lambda x: (x["hypothesis"], x["setting"], x["loss"])  # noqa: E731  (one arm and loss)
         rows, seeds_rows = [], []
         for arm_key in dict.fromkeys(map(key, listed)):       # one verdict computation per arm, every metric
@@ -135,7 +136,7 @@ def _hypotheses(results: Path) -> tuple[list[dict], list[dict]]:
                 seeds_rows += [x for x in s if x["metric"] == m]
         return rows, seeds_rows
     rows = []
-    for r in read_rows(path):
+    for r in listed:
         v = summary_verdict(r["mean_diff"], r["ci_high"], int(r["n_seeds"]), float(r.get("margin", 0.01)))
         claim = _hypotheses_claim(r)
         o = old.get((claim, r["metric"]), r)

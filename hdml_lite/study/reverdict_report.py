@@ -196,6 +196,12 @@ def join_and(xs: list[str]) -> str:
     return xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + " and " + xs[-1]
 
 
+def _engaged(r: dict) -> tuple[int, int]:
+    """hypotheses.csv's engaged_v2 ("3/5"): (HDML runs engaged, HDML runs)."""
+    n, of = str(r["engaged_v2"]).split("/")
+    return int(n), int(of)
+
+
 def hypotheses_reading(v2: list[dict], rows: list[dict]) -> list[str]:
     """What the hypotheses allow, in sentences: a gain detected or not and ruled out or not (the
     Holm-adjusted verdicts ``v2``, verdicts_v2.csv rows of hypotheses.csv), the arms where every HDML
@@ -212,7 +218,7 @@ def hypotheses_reading(v2: list[dict], rows: list[dict]) -> list[str]:
     out = [f"{lead} (after Holm over the {len(v2)}): "
            + ("; ".join(f"{name(v)}: {allowed(v)}" for v in by["supported"] + by["contradicted"] + by["equivalent"])
               or "every one is undecided") + "."]
-    engaged = [r for r in rows if str(r["engaged_v2"]).split("/")[0] == str(r["engaged_v2"]).split("/")[-1] != "0"]
+    engaged = [r for r in rows if _engaged(r)[0] == _engaged(r)[1] > 0]
     if engaged:
         groups: dict[str, list[str]] = {}
         for r in engaged:
@@ -231,8 +237,7 @@ def hypotheses_reading(v2: list[dict], rows: list[dict]) -> list[str]:
     arms = {(r["hypothesis"], r["setting"], r["loss"]): r for r in early}
     if arms:
         zero = sum(float(r["hdml_alpha"]) == 0 for r in arms.values())
-        n_eng = sum(int(str(r["engaged_v2"]).split("/")[0]) for r in arms.values())
-        n_all = sum(int(str(r["engaged_v2"]).split("/")[-1]) for r in arms.values())
+        n_eng, n_all = (sum(x) for x in zip(*map(_engaged, arms.values())))
         out.append(f"Where fewer images or smaller batches should leave room for hard synthetics (H1, H2), validation "
                    f"chose no pull at all (alpha 0) in {zero} of the {len(arms)} arms, and {n_eng} of {n_all} HDML "
                    "runs there are engaged (v2).")
@@ -278,15 +283,16 @@ def _rerun_sentence(res: Path) -> str:
         (done if ident.get("parity") else old).append(f"`{name}`")
     hyp = ((_read(res / "hypotheses.json") or {}).get("grid") or {}).get("parity")
     (done if hyp else old).append("the hypotheses")
+
     def verb(xs: list[str], one: str, many: str) -> str:     # "the hypotheses" is plural on its own
         return one if len(xs) == 1 and xs[0] != "the hypotheses" else many
 
     text = ""
     if done:
-        text += (f"{' and '.join(done)} {verb(done, 'was', 'were')} re-run with the study's per-replicate grid and "
+        text += (f"{join_and(done)} {verb(done, 'was', 'were')} re-run with the study's per-replicate grid and "
                  "one budget, but select once for all seeds: their intervals hold the seeds' noise only. ")
     if old:
-        text += (f"{' and '.join(old)} {verb(old, 'is', 'are')} still the first run's (one selection, unequal "
+        text += (f"{join_and(old)} {verb(old, 'is', 'are')} still the first run's (one selection, unequal "
                  "budgets); their re-run is pending. ")
     return text[0].upper() + text[1:] if text else ""
 
