@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from hdml_lite.study.files import read_rows
-from hdml_lite.study.reverdict_report import allowed, join_and
+from hdml_lite.study.reverdict_report import allowed, join_and, paper_gain_line
 from hdml_lite.study.tables import NAMES, engagement_summary_line, hypotheses_cost, hypotheses_lines
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,30 +128,7 @@ def answer_lines() -> list[str]:
            f"How: the study (`python -m hdml_lite.study lab`; {st['runs_done']} runs) ran the first design: one "
            "selection for every seed, seeds added at 5% per look. Its headline claims, re-verdicted under the "
            "current rules (`results/verdicts_v2.csv`):")
-    return [f"**The study's answer: {first}.** " + paper_line(head), "", how]
-
-
-def paper_line(head: list[dict]) -> str:
-    """The paper's gain (CUB, its smallest; study.paper.PAPER) beside the upper end of each headline
-    interval: "not reproduced" where every paper gain lies above the interval, named where one does not."""
-    from hdml_lite.study.paper import PAPER
-
-    parts, above = [], []
-    for v in head:
-        loss = "npair" if "N-pair" in v["claim"] else "triplet"
-        gain = PAPER["cub"][f"hdml_{loss}"][v["metric"]] - PAPER["cub"][loss][v["metric"]]
-        hi = 100 * v["ci_high"]
-        parts.append(f"{v['claim'].split(' > ')[0]} {NAMES[v['metric']]} {gain:+.1f} (the lab's upper end {hi:+.2f})")
-        above.append(gain > hi)
-    if all(above):
-        verdict = ("**The paper's gain was not reproduced in this lab**: every gain the paper reports on CUB "
-                   "lies above the upper end of the lab's interval for the same claim")
-    else:
-        verdict = ("The lab's intervals still allow the paper's CUB gain on "
-                   + join_and([p.split(" (")[0] for p, a in zip(parts, above) if not a]))
-    return (f"{verdict} (the paper's HDML minus its baseline, in points, `hdml_lite/study/paper.py`: "
-            f"{'; '.join(parts)}). The glyphs are not CUB: this says the gain did not carry over to this lab's "
-            "data and budget, not that the paper's CUB numbers are wrong; notebook 06 runs the paper's protocol.")
+    return [f"**The study's answer: {first}.** " + paper_gain_line(head), "", how]
 
 
 def contrast_lines() -> list[str]:

@@ -276,3 +276,5 @@ def test_answer_sets_the_paper_gain_beside_the_lab_interval():
         text = " ".join(DOCS[rel].split())
         assert ("**The paper's gain was not reproduced in this lab**" in text) == all(above), rel
         assert "The glyphs are not CUB" in text, rel
+    nb = json.loads((REPO / "notebooks" / "02_training.ipynb").read_text())       # the notebook prints the same line
+    assert any("paper_gain_line(head)" in "".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")

@@ -526,6 +526,8 @@ def test_sweep_reads_the_study_format_and_verdicts():
     assert "| HDML(N-pair) > N-pair | Recall@1 | 3 | -1.2 | [-3.0, +0.6] | **undecided** |" in md
     assert "has not been run" in results.verdicts_markdown(None)
     assert results.verdict_of(v, "HDML(N-pair) > N-pair") == "undecided" and results.verdict_of(None, "x") is None
+    held = [dict(v[0], verdict="equivalent", verdict_holm="undecided")]         # prose uses the adjusted verdict
+    assert results.verdict_of(held, "HDML(N-pair) > N-pair") == "undecided"
     mech = [{"method": "lab_hdml_npair", "seed": 0, "step": s, "acc_real": 0.1 * s} for s in (1, 0)]
     h = results.mechanism_to_histories(mech)
     assert list(h) == ["HDML (N-pair)"] and [r["step"] for r in h["HDML (N-pair)"]["train"]] == [0, 1]

@@ -196,6 +196,31 @@ def join_and(xs: list[str]) -> str:
     return xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + " and " + xs[-1]
 
 
+def paper_gain_line(head: list[dict]) -> str:
+    """The paper's gain (CUB, its smallest; study.paper.PAPER) beside the upper end of each headline
+    interval (``head``: verdicts_v2.csv rows of the study's headline claims): "not reproduced" where
+    every paper gain lies above the interval, named where one does not. README, docs/STUDY.md and
+    notebook 02 print it."""
+    from .paper import PAPER
+
+    parts, above = [], []
+    for v in head:
+        loss = "npair" if "N-pair" in v["claim"] else "triplet"
+        gain = PAPER["cub"][f"hdml_{loss}"][v["metric"]] - PAPER["cub"][loss][v["metric"]]
+        hi = 100 * v["ci_high"]
+        parts.append(f"{v['claim'].split(' > ')[0]} {NAMES[v['metric']]} {gain:+.1f} (the lab's upper end {hi:+.2f})")
+        above.append(gain > hi)
+    if all(above):
+        verdict = ("**The paper's gain was not reproduced in this lab**: every gain the paper reports on CUB "
+                   "lies above the upper end of the lab's interval for the same claim")
+    else:
+        verdict = ("The lab's intervals still allow the paper's CUB gain on "
+                   + join_and([p.split(" (")[0] for p, a in zip(parts, above) if not a]))
+    return (f"{verdict} (the paper's HDML minus its baseline, in points, `hdml_lite/study/paper.py`: "
+            f"{'; '.join(parts)}). The glyphs are not CUB: this says the gain did not carry over to this lab's "
+            "data and budget, not that the paper's CUB numbers are wrong; notebook 06 runs the paper's protocol.")
+
+
 def _engaged(r: dict) -> tuple[int, int]:
     """hypotheses.csv's engaged_v2 ("3/5"): (HDML runs engaged, HDML runs)."""
     n, of = str(r["engaged_v2"]).split("/")

@@ -271,10 +271,11 @@ def engagement_markdown(rows: list[dict] | None, caption: str = "") -> str:
 
 
 def verdict_of(rows: list[dict] | None, claim_start: str, metric: str = "r1") -> str | None:
-    """The verdict of the first claim starting with ``claim_start`` on ``metric`` (None: absent)."""
+    """The verdict of the first claim starting with ``claim_start`` on ``metric`` (None: absent): the
+    Holm-adjusted one where the row has it (verdicts_v2.csv), else the row's verdict."""
     for r in rows or []:
         if str(r["claim"]).startswith(claim_start) and r["metric"] == metric:
-            return str(r["verdict"])
+            return str(r.get("verdict_holm") or r["verdict"])
     return None
 
 
